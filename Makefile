@@ -1,0 +1,79 @@
+# Todo API: the two commands that matter are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .tools/sam
+export PYTHONPATH := $(CURDIR)/shared:$(CURDIR)/infra
+export SAM_CLI_TELEMETRY := 0
+PGBOUNCER_PORT ?= 6432
+export PGBOUNCER_PORT
+
+.DEFAULT_GOAL := help
+.PHONY: help install run token test pytest pytest-pgbouncer lint format typecheck pgbouncer \
+        sam-tools validate build migrate lock clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements/dev.txt shared/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $@
+
+install: $(BIN)/.installed  ## Create .venv with the pinned app and dev dependencies
+
+run: install  ## Serve every route of template.yaml on http://127.0.0.1:3000 (PORT to change)
+	$(BIN)/python -m devserver
+
+token: install  ## Print an HS256 token for USER (make token USER=alice)
+	@$(BIN)/python -m devserver.mint_token "$(USER)"
+
+lint: install  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install  ## mypy, strict
+	$(BIN)/mypy
+
+pgbouncer:  ## Start PgBouncer (transaction mode) on 127.0.0.1:$(PGBOUNCER_PORT)
+	bash infra/pgbouncer/start.sh
+
+pytest: install  ## The test suite against PostgreSQL directly
+	$(BIN)/pytest
+
+pytest-pgbouncer: install pgbouncer  ## The test suite through PgBouncer in transaction mode
+	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest
+
+$(SAM_VENV)/.installed: requirements/sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sam.txt
+	touch $@
+
+sam-tools: $(SAM_VENV)/.installed  ## Install the AWS SAM CLI in .tools/sam
+
+validate: sam-tools  ## sam validate --lint and cfn-lint on template.yaml
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+
+build: sam-tools  ## sam build: the layer for python3.13/arm64 and one artifact per function
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
+
+test: lint typecheck pytest pytest-pgbouncer validate  ## Everything CI runs: lint, types, tests (direct and via PgBouncer), template
+	@echo "make test: all checks passed"
+
+migrate: install  ## alembic upgrade head on DATABASE_URL (MIGRATION_DATABASE_URL for Neon's direct host)
+	$(BIN)/alembic upgrade head
+
+lock: install  ## Re-pin every requirements file from its .in file
+	$(BIN)/uv pip compile shared/requirements.in --python-version 3.13 \
+	  --python-platform aarch64-manylinux_2_28 --no-header --annotation-style line -o shared/requirements.txt
+	$(BIN)/uv pip compile requirements/dev.in --python-version 3.11 --no-header --annotation-style line -o requirements/dev.txt
+	$(BIN)/uv pip compile requirements/sam.in --python-version 3.11 --no-header --annotation-style line -o requirements/sam.txt
+
+clean:  ## Remove build output and the local SQLite database
+	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,9 @@
+"""PATCH /api/{user_id}/tasks/{task_id}/complete: toggle completion."""
+
+from mangum import Mangum
+
+from todo_core.api import create_app
+from todo_core.tasks.routes import router
+
+app = create_app(router, route="toggle_task")
+handler = Mangum(app, lifespan="off")

@@ -1,0 +1,9 @@
+"""PUT /api/{user_id}/tasks/{task_id}: update a task."""
+
+from mangum import Mangum
+
+from todo_core.api import create_app
+from todo_core.tasks.routes import router
+
+app = create_app(router, route="update_task")
+handler = Mangum(app, lifespan="off")

@@ -1,0 +1,54 @@
+"""Runs the local server: ``python -m devserver [--host H] [--port P] [--no-migrate]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from devserver.local_defaults import apply_local_defaults
+from devserver.server import Gateway, make_server
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def migrate() -> None:
+    """Bring the configured database (the embedded SQLite file by default) to the latest schema."""
+    command.upgrade(Config(str(PROJECT_ROOT / "alembic.ini")), "head")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve template.yaml's routes locally.")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--template", type=Path, default=PROJECT_ROOT / "template.yaml")
+    parser.add_argument("--no-migrate", action="store_true", help="skip alembic upgrade head")
+    args = parser.parse_args()
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    applied = apply_local_defaults()
+    if applied:
+        logging.getLogger("devserver").warning(
+            "BETTER_AUTH_SECRET not set: using the local development secret (never deploy it)"
+        )
+    if not args.no_migrate:
+        migrate()
+    gateway = Gateway(args.template)
+    server = make_server(gateway, args.host, args.port)
+    url = f"http://{args.host}:{server.server_address[1]}"
+    print(f"Todo API on {url}  ({len(gateway.routes)} routes; docs at {url}/docs)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        gateway.close()
+
+
+if __name__ == "__main__":
+    main()

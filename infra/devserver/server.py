@@ -1,0 +1,219 @@
+"""An HTTP server that plays API Gateway for the functions of ``template.yaml``.
+
+Each function module is imported once, like a warm Lambda container, and every invocation runs
+on one worker thread, as Lambda runs one request at a time per container (and as Mangum expects:
+its event loop belongs to one thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from devserver.events import LambdaContext, decode_response_body, http_api_event
+from devserver.template import Route, read_routes
+
+logger = logging.getLogger("devserver")
+
+API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+"""HTTP APIs refuse larger payloads before any function runs."""
+
+
+@dataclass
+class Match:
+    route: Route
+    path_parameters: dict[str, str]
+
+
+class Gateway:
+    """Routes requests to functions as API Gateway does, and invokes their handlers."""
+
+    def __init__(self, template_path: Path) -> None:
+        self.template_path = template_path
+        self.routes = read_routes(template_path)
+        self._modules: dict[Path, ModuleType] = {}
+        self._worker = ThreadPoolExecutor(max_workers=1, initializer=_give_thread_an_event_loop)
+
+    def match(self, method: str, path: str) -> Match | None:
+        for route in self.routes:
+            found = route.pattern.fullmatch(path)
+            if found and route.method in (method.upper(), "ANY"):
+                return Match(route, found.groupdict())
+        return None
+
+    def module_for(self, route: Route) -> ModuleType:
+        """Import the function's module once, under a name of its own (all are app.py)."""
+        module_name, _, _ = route.handler.rpartition(".")
+        source = route.code_dir / f"{module_name.replace('.', '/')}.py"
+        if source not in self._modules:
+            spec = importlib.util.spec_from_file_location(f"fn_{route.function}", source)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {source}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            self._modules[source] = module
+        return self._modules[source]
+
+    def invoke(self, route: Route, event: dict[str, Any]) -> dict[str, Any]:
+        """Call the function's handler with ``event``, on the worker thread."""
+
+        def call() -> dict[str, Any]:
+            module = self.module_for(route)
+            handler = getattr(module, route.handler.rpartition(".")[2])
+            result: dict[str, Any] = handler(event, LambdaContext(function_name=route.function))
+            return result
+
+        return self._worker.submit(call).result()
+
+    def openapi(self) -> dict[str, Any]:
+        """One OpenAPI document for every route, merged from each function's own app."""
+        document: dict[str, Any] = {
+            "openapi": "3.1.0",
+            "info": {"title": "Todo API", "version": "1.0.0"},
+            "paths": {},
+            "components": {},
+        }
+
+        def build() -> None:
+            for route in self.routes:
+                spec = self.module_for(route).app.openapi()
+                for path, operations in spec.get("paths", {}).items():
+                    document["paths"].setdefault(path, {}).update(operations)
+                for kind, entries in spec.get("components", {}).items():
+                    document["components"].setdefault(kind, {}).update(entries)
+
+        self._worker.submit(build).result()
+        return document
+
+    def close(self) -> None:
+        self._worker.submit(_close_thread_event_loop).result()
+        self._worker.shutdown(wait=True)
+
+
+def _give_thread_an_event_loop() -> None:
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+def _close_thread_event_loop() -> None:
+    asyncio.get_event_loop().close()
+
+
+_DOCS_PAGE = """<!doctype html>
+<html><head><title>Todo API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    gateway: Gateway
+    server_version = "todo-devserver"
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.info("%s %s", self.address_string(), format % args)
+
+    def _reply(self, status: int, body: bytes, headers: dict[str, str], cookies: list[str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        for cookie in cookies:
+            self.send_header("Set-Cookie", cookie)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _gateway_error(self, status: int, message: str) -> None:
+        body = json.dumps({"message": message}).encode()
+        self._reply(status, body, {"content-type": "application/json"}, [])
+
+    def _dispatch(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > API_GATEWAY_MAX_BODY:
+            self.close_connection = True
+            self._gateway_error(413, "Request Entity Too Large")
+            return
+        body = self.rfile.read(length) if length else b""
+
+        if self.command == "GET" and url.path == "/openapi.json":
+            spec = json.dumps(self.gateway.openapi()).encode()
+            self._reply(200, spec, {"content-type": "application/json"}, [])
+            return
+        if self.command == "GET" and url.path == "/docs":
+            self._reply(200, _DOCS_PAGE.encode(), {"content-type": "text/html; charset=utf-8"}, [])
+            return
+
+        match = self.gateway.match(self.command, url.path)
+        if match is None:
+            self._gateway_error(404, "Not Found")
+            return
+        headers = dict(self.headers.items())
+        event = http_api_event(
+            method=self.command,
+            raw_path=url.path,
+            route_key=match.route.route_key,
+            path_parameters={k: unquote(v) for k, v in match.path_parameters.items()},
+            raw_query=url.query,
+            headers=headers,
+            body=body,
+            source_ip=self.client_address[0],
+            domain_name=self.headers.get("Host", "localhost"),
+        )
+        try:
+            response = self.gateway.invoke(match.route, event)
+        except Exception:
+            logger.exception("function %s failed", match.route.function)
+            self._gateway_error(500, "Internal Server Error")
+            return
+        self._reply(
+            int(response.get("statusCode", 200)),
+            decode_response_body(response),
+            dict(response.get("headers") or {}),
+            list(response.get("cookies") or []),
+        )
+
+
+def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
+    """An HTTP server bound to ``host:port`` that serves ``gateway``'s routes."""
+    handler = type("RequestHandler", (_RequestHandler,), {"gateway": gateway})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,47 @@
+"""Alembic environment. The URL is, in order: ``MIGRATION_DATABASE_URL`` (Neon's direct,
+non-pooled host: DDL and long transactions don't belong on the pooler), then ``DATABASE_URL``,
+then the embedded SQLite default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+from sqlmodel import SQLModel
+
+import todo_core.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from todo_core.settings import load_settings, normalize_database_url
+
+config = context.config
+
+
+def _database_url() -> str:
+    direct = os.environ.get("MIGRATION_DATABASE_URL", "").strip()
+    if direct:
+        return normalize_database_url(direct)
+    return load_settings(os.environ).database_url
+
+
+def run_migrations() -> None:
+    url = _database_url()
+    is_sqlite = url.startswith("sqlite")
+    if is_sqlite and ":///" in url:
+        database = url.split(":///", 1)[1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=SQLModel.metadata,
+            render_as_batch=is_sqlite,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations()

@@ -1,0 +1,137 @@
+"""Builds each function's FastAPI app: one route, the shared error mapping, the body limit.
+
+Every error becomes JSON in FastAPI's shape (``{"detail": ...}``): typed application errors with
+their own status, an unreachable database as 503, anything unexpected as a 500 that is logged
+without the request's content.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import cast
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import exc as sa_exc
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from todo_core.errors import AppError, PayloadTooLarge, ServiceUnavailable
+from todo_core.settings import get_settings
+
+logger = logging.getLogger("todo_core")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+def _error_response(error: AppError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": error.detail}, status_code=error.status_code, headers=error.headers
+    )
+
+
+async def _app_error_handler(request: Request, error: Exception) -> JSONResponse:
+    return _error_response(cast(AppError, error))
+
+
+async def _validation_error_handler(request: Request, error: Exception) -> Response:
+    # FastAPI's own shape, but ASCII-escaped: the echoed input may hold a lone surrogate,
+    # which cannot be encoded as UTF-8 and would turn a 422 into a 500.
+    errors = jsonable_encoder(cast(RequestValidationError, error).errors())
+    body = json.dumps({"detail": errors}, ensure_ascii=True, separators=(",", ":"))
+    return Response(body, status_code=422, media_type="application/json")
+
+
+async def _database_unavailable_handler(request: Request, error: Exception) -> JSONResponse:
+    # The driver's message can contain the host name; log the type only.
+    logger.warning("database unavailable: %s", type(error).__name__)
+    return _error_response(ServiceUnavailable("Database unavailable, retry shortly"))
+
+
+async def _unexpected_error_handler(request: Request, error: Exception) -> JSONResponse:
+    logger.error("unhandled error: %s", type(error).__name__, exc_info=error)
+    return JSONResponse({"detail": "Internal server error"}, status_code=500)
+
+
+class BodyLimitAndHeaders:
+    """Refuses bodies over the limit with 413 (counted as they arrive, whatever Content-Length
+    claims) and adds security headers to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = get_settings().max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _send_too_large(send, limit)
+                return
+
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _BodyTooLarge:
+            await _send_too_large(send, limit)
+        except Exception:
+            if not too_large:
+                raise
+            await _send_too_large(send, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    response = _error_response(PayloadTooLarge(f"Request body too large (limit {limit} bytes)"))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers + SECURITY_HEADERS,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def create_app(router: APIRouter, *, route: str) -> FastAPI:
+    """An app serving only the route named ``route`` of ``router``: one Lambda, one endpoint."""
+    selected = [r for r in router.routes if getattr(r, "name", None) == route]
+    if len(selected) != 1:
+        raise LookupError(f"router has no single route named {route!r}")
+    # The per-function apps serve no docs of their own: the local server merges their OpenAPI.
+    app = FastAPI(title=f"todo-api {route}", openapi_url=None, docs_url=None, redoc_url=None)
+    app.router.routes.extend(selected)
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(database_error, _database_unavailable_handler)
+    app.add_exception_handler(Exception, _unexpected_error_handler)
+    app.add_middleware(BodyLimitAndHeaders)
+    return app

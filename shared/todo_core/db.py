@@ -1,0 +1,162 @@
+"""The database: one lazily created engine per process, holding at most one connection.
+
+Built for Neon's pooled connection string (PgBouncer in transaction mode):
+
+* ``prepare_threshold=None``: psycopg never creates named server-side prepared statements, which
+  would outlive the transaction and land on another server connection of the pooler.
+* ``AUTOCOMMIT``: every statement is its own transaction, so a one-statement unit of work costs one
+  round trip instead of three (BEGIN, statement, COMMIT) and holds a pooler connection for no
+  longer than the statement. Work that must be atomic is written as one statement (CTEs).
+  Services still call ``session.commit()`` so the same code is transactional on SQLite.
+* No session state: no SET, no temporary tables, no advisory session locks.
+* The one connection is reused by every warm invocation and checked on checkout: a socket that
+  has become readable while idle means the server or the pooler closed it (``pg_terminate_backend``,
+  a pooler restart, Neon suspending the compute), and a connection idle for longer than
+  ``DB_IDLE_PING_SECONDS`` is pinged. Either way a dead connection is replaced before the request
+  uses it, without a round trip in the common warm case.
+
+With no ``DATABASE_URL``, an embedded SQLite file is used so that the local server needs no setup.
+"""
+
+from __future__ import annotations
+
+import functools
+import select
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, event, exc
+from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Session
+
+from todo_core.settings import Settings, get_settings
+
+_LAST_USED = "todo_core.last_used"
+
+
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit key; on SQLite an INTEGER PRIMARY KEY, the only type it auto-increments."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp on every backend (SQLite stores no offset; we store UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def _socket_has_pending_input(fileno: int) -> bool:
+    """True if the server sent something on an idle connection: for PostgreSQL and PgBouncer
+    that is a termination notice followed by EOF. Costs a system call, not a round trip."""
+    readable, _, _ = select.select([fileno], [], [], 0)
+    return bool(readable)
+
+
+def _install_liveness_checks(engine: Engine, *, idle_ping_seconds: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: DBAPIConnection,
+        record: ConnectionPoolEntry,
+        proxy: PoolProxiedConnection,
+    ) -> None:
+        # Raising DisconnectionError makes the pool discard this connection and connect anew.
+        conn: Any = dbapi_connection
+        if conn.closed or conn.broken:
+            raise exc.DisconnectionError("connection closed")
+        if _socket_has_pending_input(conn.pgconn.socket):
+            raise exc.DisconnectionError("server closed the idle connection")
+        idle = time.monotonic() - record.info.get(_LAST_USED, 0.0)
+        if idle > idle_ping_seconds:
+            try:
+                conn.execute("SELECT 1")
+            except Exception as error:  # any failure of the ping means: replace it
+                raise exc.DisconnectionError("idle connection failed its ping") from error
+
+
+def _create_postgres_engine(settings: Settings) -> Engine:
+    engine = create_engine(
+        settings.database_url,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=settings.db_connect_timeout_seconds,
+        isolation_level="AUTOCOMMIT",
+        # The psycopg dialect would otherwise look up the hstore type on every new connection.
+        use_native_hstore=False,
+        connect_args={
+            "prepare_threshold": None,
+            "connect_timeout": settings.db_connect_timeout_seconds,
+            "application_name": "todo-api",
+            # Detect a silently vanished peer instead of waiting for the kernel's default hours.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
+    )
+    _install_liveness_checks(engine, idle_ping_seconds=settings.db_idle_ping_seconds)
+    return engine
+
+
+def _create_sqlite_engine(settings: Settings) -> Engine:
+    database = settings.database_url.split(":///", 1)[1] if ":///" in settings.database_url else ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.close()
+
+    return engine
+
+
+@functools.cache
+def get_engine() -> Engine:
+    """The process's engine, created on first use and reused by every warm invocation."""
+    settings = get_settings()
+    if settings.is_sqlite:
+        return _create_sqlite_engine(settings)
+    return _create_postgres_engine(settings)
+
+
+def open_session() -> Iterator[Session]:
+    """A session for one request; its connection goes back to the pool when the request ends."""
+    with Session(get_engine(), expire_on_commit=False, autoflush=False) as session:
+        yield session
+
+
+def reset_engine() -> None:
+    """Forget the engine (tests and the local server use this after changing settings)."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()

@@ -1,0 +1,36 @@
+"""FastAPI dependencies shared by every route, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from todo_core.auth import verify_token
+from todo_core.db import open_session
+from todo_core.errors import NotAuthenticated, PermissionDenied
+from todo_core.tasks.models import USER_ID_MAX
+
+MAX_BIGINT = 2**63 - 1
+
+_bearer = HTTPBearer(auto_error=False, description="A Better Auth JWT (or an HS256 token).")
+
+
+def authorized_user_id(
+    user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The path's ``user_id``, once the bearer token proves the caller is that user."""
+    if credentials is None:
+        # No header, or a scheme other than Bearer: RFC 6750 says send a bare challenge.
+        raise NotAuthenticated()
+    if verify_token(credentials.credentials) != user_id:
+        raise PermissionDenied()
+    return user_id
+
+
+SessionDep = Annotated[Session, Depends(open_session)]
+UserId = Annotated[str, Depends(authorized_user_id)]
+TaskId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The task's id.")]

@@ -1,0 +1,64 @@
+"""Every error the services and the auth layer raise, in one place.
+
+Services raise these and know nothing of HTTP; :mod:`todo_core.api` maps each one to a JSON
+response in FastAPI's shape (``{"detail": ...}``) with the status code declared here.
+"""
+
+from __future__ import annotations
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or invalid. Names the variable; never echoes a secret's value."""
+
+
+class AppError(Exception):
+    """Base of the errors that become an HTTP response."""
+
+    status_code: int = 500
+    default_detail: str = "Internal server error"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        self.detail = detail or self.default_detail
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+
+class NotAuthenticated(AppError):
+    """No usable credentials: missing, malformed, expired or badly signed token."""
+
+    status_code = 401
+    default_detail = "Not authenticated"
+
+    def __init__(self, detail: str | None = None, *, error: str = "invalid_token"):
+        # RFC 6750 section 3: tell the client which scheme to use and why it failed.
+        challenge = "Bearer" if detail is None else f'Bearer error="{error}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class PermissionDenied(AppError):
+    """The token is valid but belongs to another user than the path names."""
+
+    status_code = 403
+    default_detail = "Not allowed to access another user's data"
+
+
+class NotFound(AppError):
+    """The resource does not exist, or belongs to someone else (the two are indistinguishable)."""
+
+    status_code = 404
+    default_detail = "Not found"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    default_detail = "Request body too large"
+
+
+class ServiceUnavailable(AppError):
+    """A dependency (the database, the JWKS endpoint) cannot be reached right now; retry later."""
+
+    status_code = 503
+    default_detail = "Service temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 1):
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})

@@ -1,0 +1,5 @@
+"""Every table model, imported in one place for the migrations' metadata."""
+
+from todo_core.tasks.models import Task
+
+__all__ = ["Task"]

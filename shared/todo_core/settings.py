@@ -1,0 +1,100 @@
+"""Configuration, read once per process from an environment mapping and validated up front.
+
+Locally every value is a plain environment variable. In AWS the secrets are not in the
+environment: ``DATABASE_URL_PARAMETER`` / ``BETTER_AUTH_SECRET_PARAMETER`` name where they are
+stored, and :mod:`todo_core.secrets` resolves them (see that module).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from todo_core.errors import ConfigurationError
+
+DEFAULT_SQLITE_PATH = Path(".local") / "todo.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting the functions read. Built by :func:`load_settings`; never mutated."""
+
+    database_url: str
+    better_auth_secret: str | None
+    max_body_bytes: int = 64 * 1024
+    db_connect_timeout_seconds: int = 3
+    db_idle_ping_seconds: float = 60.0
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigurationError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def normalize_database_url(url: str) -> str:
+    """Select the psycopg 3 driver for PostgreSQL URLs, whatever scheme the provider printed.
+
+    Neon prints ``postgresql://...``; SQLAlchemy would pick psycopg2 for that scheme.
+    """
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(("postgresql+psycopg://", "sqlite://", "sqlite+pysqlite://")):
+        return url
+    raise ConfigurationError(
+        "DATABASE_URL must be a postgresql:// or sqlite:// URL "
+        f"(got a URL with scheme {url.split(':', 1)[0]!r})"
+    )
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build and validate the settings; a ConfigurationError names the variable at fault."""
+    raw_url = environ.get("DATABASE_URL", "").strip()
+    database_url = (
+        normalize_database_url(raw_url) if raw_url else f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    )
+    secret = environ.get("BETTER_AUTH_SECRET") or None
+    if secret is not None and len(secret) < 32:
+        raise ConfigurationError("BETTER_AUTH_SECRET must be at least 32 characters long")
+    return Settings(
+        database_url=database_url,
+        better_auth_secret=secret,
+        max_body_bytes=_int(environ, "MAX_BODY_BYTES", 64 * 1024),
+        db_connect_timeout_seconds=_int(environ, "DB_CONNECT_TIMEOUT_SECONDS", 3),
+        db_idle_ping_seconds=_float(environ, "DB_IDLE_PING_SECONDS", 60.0),
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, loaded on first use (never at import, so a cold start fails loudly
+    in the first request's log rather than as an opaque import error)."""
+    return load_settings(os.environ)

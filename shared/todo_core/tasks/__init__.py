@@ -1,0 +1,1 @@
+"""Tasks: the app's basic REST resource."""

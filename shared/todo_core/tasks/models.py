@@ -1,0 +1,87 @@
+"""The Task model family: the table, what a client may send, and what it gets back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import ConfigDict, StrictBool, StringConstraints, field_validator
+from sqlalchemy import Column, Identity, Index
+from sqlmodel import Field, SQLModel
+
+from todo_core.db import BigIntId, UTCDateTime, utc_now
+from todo_core.text import SingleLine, StorableText
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 1000
+USER_ID_MAX = 128
+
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX), SingleLine
+]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX), StorableText]
+
+
+class TaskStatus(StrEnum):
+    all = "all"
+    pending = "pending"
+    completed = "completed"
+
+
+class TaskBase(SQLModel):
+    title: str = Field(max_length=TITLE_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+
+
+class Task(TaskBase, table=True):
+    __tablename__ = "task"
+    # Serves "a user's tasks, newest first", with or without a status filter.
+    __table_args__ = (Index("ix_task_user_id_id", "user_id", "id"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigIntId, Identity(always=False), primary_key=True)
+    )
+    user_id: str = Field(max_length=USER_ID_MAX)
+    completed: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+# Request models refuse unknown fields: a misspelt field is a client bug, not something to drop.
+REQUEST_CONFIG = ConfigDict(extra="forbid")
+
+
+class TaskCreate(SQLModel):
+    model_config = REQUEST_CONFIG  # type: ignore[assignment]  # SQLModel widens the type
+
+    title: Title
+    description: Description | None = None
+
+
+class TaskUpdate(SQLModel):
+    """A partial update: fields left out are kept; ``description: null`` clears the description."""
+
+    model_config = REQUEST_CONFIG  # type: ignore[assignment]
+
+    title: Title | None = None
+    description: Description | None = None
+    completed: StrictBool | None = None
+
+    @field_validator("title", "completed", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Only runs for values the client sent: leaving a field out is fine, sending null is not.
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class TaskPublic(SQLModel):
+    id: int
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    created_at: datetime
+    updated_at: datetime

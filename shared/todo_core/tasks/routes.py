@@ -1,0 +1,61 @@
+"""HTTP routes for tasks: translate requests into service calls and results into responses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from todo_core.deps import SessionDep, TaskId, UserId
+from todo_core.tasks import service
+from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate
+
+router = APIRouter(tags=["tasks"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such task for this user"}}
+
+
+@router.get("/api/{user_id}/tasks", response_model=list[TaskPublic])
+def list_tasks(
+    session: SessionDep,
+    user_id: UserId,
+    status: TaskStatus = TaskStatus.all,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[Task]:
+    """The caller's tasks, newest first, filtered by status."""
+    return service.list_tasks(session, user_id=user_id, status=status, limit=limit)
+
+
+@router.post("/api/{user_id}/tasks", response_model=TaskPublic, status_code=status.HTTP_201_CREATED)
+def create_task(session: SessionDep, user_id: UserId, body: TaskCreate) -> Task:
+    """Create a pending task."""
+    return service.create_task(session, user_id=user_id, data=body)
+
+
+@router.get("/api/{user_id}/tasks/{task_id}", response_model=TaskPublic, responses=_NOT_FOUND)
+def get_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> Task:
+    """One task."""
+    return service.get_task(session, user_id=user_id, task_id=task_id)
+
+
+@router.put("/api/{user_id}/tasks/{task_id}", response_model=TaskPublic, responses=_NOT_FOUND)
+def update_task(session: SessionDep, user_id: UserId, task_id: TaskId, body: TaskUpdate) -> Task:
+    """Change a task's title, description or completion; fields left out are kept."""
+    return service.update_task(session, user_id=user_id, task_id=task_id, data=body)
+
+
+@router.delete(
+    "/api/{user_id}/tasks/{task_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND
+)
+def delete_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> Response:
+    """Delete a task."""
+    service.delete_task(session, user_id=user_id, task_id=task_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch(
+    "/api/{user_id}/tasks/{task_id}/complete", response_model=TaskPublic, responses=_NOT_FOUND
+)
+def toggle_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> Task:
+    """Toggle a task between pending and completed."""
+    return service.toggle_task(session, user_id=user_id, task_id=task_id)

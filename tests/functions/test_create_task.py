@@ -1,0 +1,129 @@
+from collections.abc import Callable
+from datetime import datetime
+
+import psycopg
+import pytest
+
+from tests.api_client import ApiClient
+
+
+def test_create_task_returns_201_and_the_task(
+    api: ApiClient, alice: str, token_for: Callable[..., str]
+) -> None:
+    response = api.post(
+        f"/api/{alice}/tasks",
+        token=token_for(alice),
+        json_body={"title": "  Buy milk  ", "description": "2 litres\nsemi-skimmed"},
+    )
+    assert response.status == 201
+    assert response.function == "CreateTaskFunction"
+    task = response.json()
+    assert task["title"] == "Buy milk"
+    assert task["description"] == "2 litres\nsemi-skimmed"
+    assert task["completed"] is False
+    assert task["user_id"] == alice
+    assert isinstance(task["id"], int)
+    created = datetime.fromisoformat(task["created_at"])
+    assert created.utcoffset() is not None
+    assert task["created_at"] == task["updated_at"]
+    assert response.headers["content-type"] == "application/json"
+
+
+def test_create_task_is_stored(
+    api: ApiClient, alice: str, token_for: Callable[..., str], direct_url: str
+) -> None:
+    created = api.post(f"/api/{alice}/tasks", token=token_for(alice), json_body={"title": "x"})
+    with psycopg.connect(direct_url) as connection:
+        row = connection.execute(
+            "SELECT user_id, title, completed FROM task WHERE id = %s", (created.json()["id"],)
+        ).fetchone()
+    assert row == (alice, "x", False)
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ({}, ["body", "title"]),
+        ({"title": ""}, ["body", "title"]),
+        ({"title": "   "}, ["body", "title"]),
+        ({"title": "x" * 201}, ["body", "title"]),
+        ({"title": "nul\u0000byte"}, ["body", "title"]),
+        ({"title": "line\nbreak"}, ["body", "title"]),
+        ({"title": "surrogate \ud800"}, ["body", "title"]),
+        ({"title": 5}, ["body", "title"]),
+        ({"title": None}, ["body", "title"]),
+        ({"title": "ok", "description": "d" * 1001}, ["body", "description"]),
+        ({"title": "ok", "description": "nul\u0000"}, ["body", "description"]),
+        ({"title": "ok", "description": ["a"]}, ["body", "description"]),
+        ({"title": "ok", "completed": True}, ["body", "completed"]),
+        ([{"title": "array"}], ["body"]),
+    ],
+)
+def test_create_task_invalid_body_is_422(
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+    body: object,
+    location: list[str],
+    direct_url: str,
+) -> None:
+    response = api.post(f"/api/{alice}/tasks", token=token_for(alice), json_body=body)
+    assert response.status == 422
+    assert response.json()["detail"][0]["loc"] == location
+    with psycopg.connect(direct_url) as connection:
+        assert connection.execute("SELECT count(*) FROM task").fetchone() == (0,)
+
+
+def test_create_task_title_of_200_characters_accepted(
+    api: ApiClient, alice: str, token_for: Callable[..., str]
+) -> None:
+    title = "é" * 200
+    response = api.post(f"/api/{alice}/tasks", token=token_for(alice), json_body={"title": title})
+    assert response.status == 201
+    assert response.json()["title"] == title
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"title": "unterminated', b"not json", b"", b'{"title": "a"} trailing', b"\xff\xfe"],
+)
+def test_create_task_malformed_json_is_4xx(
+    api: ApiClient, alice: str, token_for: Callable[..., str], raw: bytes
+) -> None:
+    response = api.post(
+        f"/api/{alice}/tasks",
+        token=token_for(alice),
+        body=raw,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status in (400, 422)
+    assert "detail" in response.json()
+
+
+def test_create_task_body_over_limit_is_413(
+    api: ApiClient, alice: str, token_for: Callable[..., str]
+) -> None:
+    body = b'{"title": "' + b"a" * 70_000 + b'"}'
+    response = api.post(
+        f"/api/{alice}/tasks",
+        token=token_for(alice),
+        body=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status == 413
+    assert "limit" in response.json()["detail"]
+
+
+def test_create_task_without_token_is_401(api: ApiClient, alice: str) -> None:
+    response = api.post(f"/api/{alice}/tasks", json_body={"title": "x"})
+    assert response.status == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_create_task_for_another_user_is_403(
+    api: ApiClient, alice: str, bob: str, token_for: Callable[..., str], direct_url: str
+) -> None:
+    response = api.post(f"/api/{alice}/tasks", token=token_for(bob), json_body={"title": "x"})
+    assert response.status == 403
+    with psycopg.connect(direct_url) as connection:
+        assert connection.execute("SELECT count(*) FROM task").fetchone() == (0,)

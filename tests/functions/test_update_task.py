@@ -1,0 +1,87 @@
+from collections.abc import Callable
+
+import pytest
+
+from tests.api_client import ApiClient
+
+
+def test_update_task_changes_only_sent_fields(
+    api: ApiClient, alice: str, token_for: Callable[..., str], make_task: Callable[..., dict]
+) -> None:
+    task = make_task(alice, "old", description="keep me")
+    response = api.put(
+        f"/api/{alice}/tasks/{task['id']}", token=token_for(alice), json_body={"title": "new"}
+    )
+    assert response.status == 200
+    assert response.function == "UpdateTaskFunction"
+    updated = response.json()
+    assert updated["title"] == "new"
+    assert updated["description"] == "keep me"
+    assert updated["completed"] is False
+    assert updated["updated_at"] > task["updated_at"]
+    assert updated["created_at"] == task["created_at"]
+
+
+def test_update_task_sets_completed_and_clears_description(
+    api: ApiClient, alice: str, token_for: Callable[..., str], make_task: Callable[..., dict]
+) -> None:
+    task = make_task(alice, "t", description="d")
+    response = api.put(
+        f"/api/{alice}/tasks/{task['id']}",
+        token=token_for(alice),
+        json_body={"completed": True, "description": None},
+    )
+    assert response.status == 200
+    assert response.json()["completed"] is True
+    assert response.json()["description"] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": None},
+        {"completed": None},
+        {"completed": "yes"},
+        {"completed": 1},
+        {"title": ""},
+        {"title": "x" * 201},
+        {"unknown": 1},
+        ["title"],
+        "title",
+    ],
+)
+def test_update_task_invalid_body_is_422_and_changes_nothing(
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+    make_task: Callable[..., dict],
+    body: object,
+) -> None:
+    task = make_task(alice, "unchanged")
+    url = f"/api/{alice}/tasks/{task['id']}"
+    response = api.put(url, token=token_for(alice), json_body=body)
+    assert response.status == 422
+    assert api.get(url, token=token_for(alice)).json() == task
+
+
+def test_update_task_of_another_user_is_404_and_unchanged(
+    api: ApiClient,
+    alice: str,
+    bob: str,
+    token_for: Callable[..., str],
+    make_task: Callable[..., dict],
+) -> None:
+    task = make_task(alice, "mine")
+    response = api.put(
+        f"/api/{bob}/tasks/{task['id']}", token=token_for(bob), json_body={"title": "stolen"}
+    )
+    assert response.status == 404
+    own = api.get(f"/api/{alice}/tasks/{task['id']}", token=token_for(alice)).json()
+    assert own["title"] == "mine"
+
+
+def test_update_task_unknown_id_is_404(
+    api: ApiClient, alice: str, token_for: Callable[..., str]
+) -> None:
+    response = api.put(f"/api/{alice}/tasks/42", token=token_for(alice), json_body={"title": "x"})
+    assert response.status == 404
