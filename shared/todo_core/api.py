@@ -54,14 +54,10 @@ async def _database_unavailable_handler(request: Request, error: Exception) -> J
     return _error_response(ServiceUnavailable("Database unavailable, retry shortly"))
 
 
-async def _unexpected_error_handler(request: Request, error: Exception) -> JSONResponse:
-    logger.error("unhandled error: %s", type(error).__name__, exc_info=error)
-    return JSONResponse({"detail": "Internal server error"}, status_code=500)
-
-
-class BodyLimitAndHeaders:
+class RequestGuard:
     """Refuses bodies over the limit with 413 (counted as they arrive, whatever Content-Length
-    claims) and adds security headers to every response."""
+    claims), adds security headers to every response, and turns an unexpected exception into a
+    JSON 500 that is logged by type only (its message could quote the request's content)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -78,6 +74,7 @@ class BodyLimitAndHeaders:
 
         received = 0
         too_large = False
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -90,18 +87,22 @@ class BodyLimitAndHeaders:
             return message
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
             await send(message)
 
         try:
             await self.app(scope, limited_receive, send_with_headers)
-        except _BodyTooLarge:
-            await _send_too_large(send, limit)
-        except Exception:
-            if not too_large:
+        except Exception as error:
+            if started:
                 raise
-            await _send_too_large(send, limit)
+            if too_large:
+                await _send_too_large(send, limit)
+                return
+            logger.error("unhandled error: %s", type(error).__name__)
+            await _send_json(send, 500, {"detail": "Internal server error"})
 
 
 class _BodyTooLarge(Exception):
@@ -110,6 +111,14 @@ class _BodyTooLarge(Exception):
 
 async def _send_too_large(send: Send, limit: int) -> None:
     response = _error_response(PayloadTooLarge(f"Request body too large (limit {limit} bytes)"))
+    await _send_response(send, response)
+
+
+async def _send_json(send: Send, status_code: int, body: dict[str, str]) -> None:
+    await _send_response(send, JSONResponse(body, status_code=status_code))
+
+
+async def _send_response(send: Send, response: JSONResponse) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -132,6 +141,5 @@ def create_app(router: APIRouter, *, route: str) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(database_error, _database_unavailable_handler)
-    app.add_exception_handler(Exception, _unexpected_error_handler)
-    app.add_middleware(BodyLimitAndHeaders)
+    app.add_middleware(RequestGuard)
     return app

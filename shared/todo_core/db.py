@@ -107,6 +107,8 @@ def _create_postgres_engine(settings: Settings) -> Engine:
         max_overflow=0,
         pool_timeout=settings.db_connect_timeout_seconds,
         isolation_level="AUTOCOMMIT",
+        # Error messages and logs show the SQL but never the values: they are users' data.
+        hide_parameters=True,
         # The psycopg dialect would otherwise look up the hstore type on every new connection.
         use_native_hstore=False,
         connect_args={
@@ -128,7 +130,9 @@ def _create_sqlite_engine(settings: Settings) -> Engine:
     database = settings.database_url.split(":///", 1)[1] if ":///" in settings.database_url else ""
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.database_url, connect_args={"check_same_thread": False})
+    engine = create_engine(
+        settings.database_url, hide_parameters=True, connect_args={"check_same_thread": False}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:

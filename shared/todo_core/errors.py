@@ -62,3 +62,10 @@ class ServiceUnavailable(AppError):
 
     def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 1):
         super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class AssistantFailed(AppError):
+    """The assistant could not produce a reply. The user's message is stored; retrying is safe."""
+
+    status_code = 502
+    default_detail = "The assistant failed to reply; your message was saved, please try again"

@@ -1,5 +1,6 @@
 """Every table model, imported in one place for the migrations' metadata."""
 
+from todo_core.chat.models import Conversation, Message
 from todo_core.tasks.models import Task
 
-__all__ = ["Task"]
+__all__ = ["Conversation", "Message", "Task"]

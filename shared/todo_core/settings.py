@@ -27,6 +27,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     db_connect_timeout_seconds: int = 3
     db_idle_ping_seconds: float = 60.0
+    chat_max_message_chars: int = 4000
+    chat_history_window: int = 20
+    chat_assistant: str = "builtin"
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,6 +93,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_body_bytes=_int(environ, "MAX_BODY_BYTES", 64 * 1024),
         db_connect_timeout_seconds=_int(environ, "DB_CONNECT_TIMEOUT_SECONDS", 3),
         db_idle_ping_seconds=_float(environ, "DB_IDLE_PING_SECONDS", 60.0),
+        chat_max_message_chars=_int(environ, "CHAT_MAX_MESSAGE_CHARS", 4000),
+        chat_history_window=_int(environ, "CHAT_HISTORY_WINDOW", 20),
+        chat_assistant=environ.get("CHAT_ASSISTANT", "").strip() or "builtin",
     )
 
 

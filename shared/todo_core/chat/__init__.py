@@ -1,0 +1,1 @@
+"""Chat: conversations, their messages, the stateless chat turn and the assistant."""
