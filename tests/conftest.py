@@ -14,11 +14,12 @@ import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import event
 
 from devserver.mint_token import mint_token
 from devserver.server import Gateway
-from tests.api_client import ApiClient
-from todo_core.db import reset_engine
+from tests.api_client import ApiClient, Response
+from todo_core.db import get_engine, reset_engine
 from todo_core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,3 +146,31 @@ def make_task(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., di
         return task
 
     return make
+
+
+@pytest.fixture
+def send_chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Response]:
+    """Send one chat turn through the real chat function."""
+
+    def send(user_id: str, message: str, conversation_id: int | None = None) -> Response:
+        body: dict[str, object] = {"message": message}
+        if conversation_id is not None:
+            body["conversation_id"] = conversation_id
+        return api.post(f"/api/{user_id}/chat", token=token_for(user_id), json_body=body)
+
+    return send
+
+
+@pytest.fixture
+def count_statements(app_environment: dict[str, str]) -> Iterator[list[str]]:
+    """Every SQL statement the functions' engine sends while the test runs, as the driver
+    executes it (psycopg in autocommit mode sends no separate transaction control)."""
+    engine = get_engine()
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield statements
+    event.remove(engine, "before_cursor_execute", record)

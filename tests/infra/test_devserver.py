@@ -2,67 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from email.message import Message
+from collections.abc import Callable
 from pathlib import Path
-from urllib.error import HTTPError
-from urllib.request import Request, urlopen
+from urllib.request import urlopen
 
 from devserver.local_defaults import LOCAL_DEV_SECRET
 from devserver.mint_token import mint_token
 from devserver.template import read_routes
+from tests.devserver_process import call, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextmanager
-def running_server(env: dict[str, str], cwd: Path, *args: str) -> Iterator[str]:
-    log = cwd / "devserver.log"
-    environment = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT / 'infra'}"}
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devserver", "--port", "0", *args],
-            cwd=cwd,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            banner = process.stdout.readline()
-            assert banner.startswith("Todo API on http://"), log.read_text()
-            yield banner.split()[3]
-        finally:
-            process.terminate()
-            process.communicate(timeout=10)
-
-
-def _lower(headers: Message) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def call(
-    method: str, url: str, *, token: str | None = None, body: object = None
-) -> tuple[int, dict[str, str], object]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = Request(url, data=data, method=method)  # noqa: S310  (loopback only)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urlopen(request, timeout=10) as response:  # noqa: S310
-            raw = response.read()
-            return response.status, _lower(response.headers), json.loads(raw) if raw else None
-    except HTTPError as error:
-        raw = error.read()
-        return error.code, _lower(error.headers), json.loads(raw) if raw else None
 
 
 def _curl_session(base: str, token: str, user: str) -> None:
@@ -79,11 +28,38 @@ def _curl_session(base: str, token: str, user: str) -> None:
     assert (status, tasks) == (200, [])
 
 
+def _chat_session(base: str, token: str, user: str) -> None:
+    """The README's chat session: add, list, complete, delete, then read the history back."""
+    chat = f"{base}/api/{user}/chat"
+    status, _, first = call("POST", chat, token=token, body={"message": "add buy milk"})
+    assert status == 200, first
+    assert isinstance(first, dict)
+    conversation = first["conversation_id"]
+    replies = [first["response"]]
+    for message in ("list my tasks", "complete it", "delete it"):
+        body = {"message": message, "conversation_id": conversation}
+        status, _, reply = call("POST", chat, token=token, body=body)
+        assert status == 200, reply
+        replies.append(reply["response"])  # type: ignore[index]
+    assert replies[0].startswith("Added “buy milk”")
+    assert "buy milk" in replies[1]
+    assert replies[2].startswith("Marked “buy milk”")
+    assert replies[3].startswith("Deleted “buy milk”")
+    status, _, page = call(
+        "GET", f"{base}/api/{user}/conversations/{conversation}/messages", token=token
+    )
+    assert status == 200
+    assert [m["role"] for m in page["items"]] == ["user", "assistant"] * 4  # type: ignore[index]
+    status, _, conversations = call("GET", f"{base}/api/{user}/conversations", token=token)
+    assert [c["id"] for c in conversations["items"]] == [conversation]  # type: ignore[index]
+
+
 def test_devserver_serves_the_readme_session_on_postgres(
     app_environment: dict[str, str], tmp_path: Path, alice: str, token_for: Callable[..., str]
 ) -> None:
     with running_server(app_environment, tmp_path, "--no-migrate") as base:
         _curl_session(base, token_for(alice), alice)
+        _chat_session(base, token_for(alice), alice)
         status, headers, _ = call("GET", f"{base}/api/{alice}/tasks")
         assert status == 401
         assert headers["www-authenticate"] == "Bearer"
@@ -93,7 +69,9 @@ def test_devserver_default_embedded_sqlite_needs_no_setup(tmp_path: Path) -> Non
     env = {"DATABASE_URL": "", "BETTER_AUTH_SECRET": ""}
     with running_server(env, tmp_path) as base:
         assert call("GET", f"{base}/health")[0] == 200
-        _curl_session(base, mint_token("alice", secret=LOCAL_DEV_SECRET), "alice")
+        token = mint_token("alice", secret=LOCAL_DEV_SECRET)
+        _curl_session(base, token, "alice")
+        _chat_session(base, token, "alice")
     assert (tmp_path / ".local" / "todo.sqlite3").is_file()
 
 

@@ -1,0 +1,62 @@
+"""Runs the local server as a separate process, and calls it over HTTP, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import Message
+from pathlib import Path
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def running_server(env: dict[str, str], cwd: Path, *args: str) -> Iterator[str]:
+    cwd.mkdir(parents=True, exist_ok=True)
+    log = cwd / "devserver.log"
+    environment = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT / 'infra'}"}
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devserver", "--port", "0", *args],
+            cwd=cwd,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            banner = process.stdout.readline()
+            assert banner.startswith("Todo API on http://"), log.read_text()
+            yield banner.split()[3]
+        finally:
+            process.terminate()
+            process.communicate(timeout=10)
+
+
+def _lower(headers: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def call(
+    method: str, url: str, *, token: str | None = None, body: object = None
+) -> tuple[int, dict[str, str], object]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = Request(url, data=data, method=method)  # noqa: S310  (loopback only)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urlopen(request, timeout=10) as response:  # noqa: S310
+            raw = response.read()
+            return response.status, _lower(response.headers), json.loads(raw) if raw else None
+    except HTTPError as error:
+        raw = error.read()
+        return error.code, _lower(error.headers), json.loads(raw) if raw else None

@@ -1,0 +1,223 @@
+"""POST /api/{user_id}/chat through the real chat function, on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from tests.api_client import ApiClient, Response
+from todo_core.chat import assistant as assistant_module
+from todo_core.chat.assistant import AssistantReply
+from todo_core.chat.tools import TaskTools
+
+Send = Callable[..., Response]
+
+
+def _messages(direct_url: str, conversation_id: int) -> list[tuple[int, str, str, int | None]]:
+    with psycopg.connect(direct_url) as connection:
+        rows = connection.execute(
+            "SELECT id, role, content, reply_to_id FROM message WHERE conversation_id = %s"
+            " ORDER BY coalesce(reply_to_id, id), id",
+            (conversation_id,),
+        ).fetchall()
+    return rows
+
+
+def test_chat_new_conversation_stores_both_messages(
+    send_chat: Send, alice: str, direct_url: str
+) -> None:
+    response = send_chat(alice, "add buy milk")
+    assert response.status == 200
+    assert response.function == "ChatFunction"
+    body = response.json()
+    assert set(body) == {"conversation_id", "response", "tool_calls"}
+    assert body["response"].startswith("Added “buy milk”")
+    [call] = body["tool_calls"]
+    assert call["name"] == "add_task"
+    assert call["arguments"] == {"title": "buy milk"}
+    assert call["result"]["task"]["title"] == "buy milk"
+    stored = _messages(direct_url, body["conversation_id"])
+    assert [(role, content) for _, role, content, _ in stored] == [
+        ("user", "add buy milk"),
+        ("assistant", body["response"]),
+    ]
+    assert stored[1][3] == stored[0][0]  # the reply points at its question
+
+
+def test_chat_new_conversation_is_titled_from_first_message(
+    api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str]
+) -> None:
+    long_message = "add " + "very long title words " * 10
+    send_chat(alice, long_message)
+    [conversation] = api.get(f"/api/{alice}/conversations", token=token_for(alice)).json()["items"]
+    assert conversation["title"].startswith("add very long title words")
+    assert len(conversation["title"]) <= 61
+    assert conversation["title"].endswith("…")
+
+
+def test_chat_continues_a_conversation_with_its_history(send_chat: Send, alice: str) -> None:
+    first = send_chat(alice, "add water the plants").json()
+    second = send_chat(alice, "complete it", first["conversation_id"]).json()
+    assert second["conversation_id"] == first["conversation_id"]
+    [call] = second["tool_calls"]
+    assert call["name"] == "complete_task"
+    assert call["arguments"] == {"task_id": first["tool_calls"][0]["result"]["task"]["id"]}
+    assert call["result"]["task"]["completed"] is True
+
+
+def test_chat_understands_nothing_without_a_tool_call(send_chat: Send, alice: str) -> None:
+    body = send_chat(alice, "what's the weather like?").json()
+    assert body["tool_calls"] == []
+    assert "I can manage your tasks" in body["response"]
+
+
+def test_chat_foreign_conversation_is_404_like_a_missing_one(
+    send_chat: Send, alice: str, bob: str, direct_url: str
+) -> None:
+    conversation_id = send_chat(alice, "add secret plan").json()["conversation_id"]
+    foreign = send_chat(bob, "list my tasks", conversation_id)
+    missing = send_chat(bob, "list my tasks", 10**12)
+    assert foreign.status == missing.status == 404
+    assert foreign.body == missing.body
+    assert len(_messages(direct_url, conversation_id)) == 2  # nothing stored in alice's
+
+
+def test_chat_tool_calls_reach_only_own_tasks(
+    api: ApiClient,
+    send_chat: Send,
+    alice: str,
+    bob: str,
+    token_for: Callable[..., str],
+    make_task: Callable[..., dict],
+) -> None:
+    task = make_task(alice, "alice's task")
+    body = send_chat(bob, f"delete task {task['id']}").json()
+    assert body["tool_calls"][0]["result"]["error"] == "not_found"
+    assert api.get(f"/api/{alice}/tasks/{task['id']}", token=token_for(alice)).status == 200
+    listing = send_chat(bob, "list my tasks").json()
+    assert listing["tool_calls"][0]["result"]["tasks"] == []
+
+
+def test_chat_requires_a_token_and_the_right_user(
+    api: ApiClient, alice: str, bob: str, token_for: Callable[..., str]
+) -> None:
+    assert api.post(f"/api/{alice}/chat", json_body={"message": "hi"}).status == 401
+    response = api.post(f"/api/{alice}/chat", token=token_for(bob), json_body={"message": "hi"})
+    assert response.status == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ({}, ["body", "message"]),
+        ({"message": ""}, ["body", "message"]),
+        ({"message": " \n\t "}, ["body", "message"]),
+        ({"message": "x" * 4001}, ["body", "message"]),
+        ({"message": "nul \u0000 inside"}, ["body", "message"]),
+        ({"message": "bell \u0007"}, ["body", "message"]),
+        ({"message": "lone \udc00"}, ["body", "message"]),
+        ({"message": 42}, ["body", "message"]),
+        ({"message": ["add milk"]}, ["body", "message"]),
+        ({"message": "hi", "conversation_id": "abc"}, ["body", "conversation_id"]),
+        ({"message": "hi", "conversation_id": "1"}, ["body", "conversation_id"]),
+        ({"message": "hi", "conversation_id": True}, ["body", "conversation_id"]),
+        ({"message": "hi", "conversation_id": 0}, ["body", "conversation_id"]),
+        ({"message": "hi", "conversation_id": -5}, ["body", "conversation_id"]),
+        ({"message": "hi", "conversation_id": 2**63}, ["body", "conversation_id"]),
+        ({"message": "hi", "conversation_id": 1.5}, ["body", "conversation_id"]),
+        ({"message": "hi", "extra": 1}, ["body", "extra"]),
+        (["message"], ["body"]),
+    ],
+)
+def test_chat_bad_input_is_422_and_stores_nothing(
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+    direct_url: str,
+    body: object,
+    location: list[str],
+) -> None:
+    response = api.post(f"/api/{alice}/chat", token=token_for(alice), json_body=body)
+    assert response.status == 422
+    assert response.json()["detail"][0]["loc"] == location
+    with psycopg.connect(direct_url) as connection:
+        assert connection.execute("SELECT count(*) FROM message").fetchone() == (0,)
+
+
+def test_chat_message_of_4000_characters_after_trimming_is_accepted(
+    send_chat: Send, alice: str
+) -> None:
+    response = send_chat(alice, "  " + "y" * 4000 + "  ")
+    assert response.status == 200
+
+
+def test_chat_malformed_json_is_4xx(
+    api: ApiClient, alice: str, token_for: Callable[..., str]
+) -> None:
+    response = api.post(
+        f"/api/{alice}/chat",
+        token=token_for(alice),
+        body=b'{"message": "add',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+class _BrokenAssistant:
+    def reply(self, history: object, message: str, *, user_id: str) -> AssistantReply:
+        raise RuntimeError(f"model exploded on {message!r}")
+
+
+@pytest.fixture
+def broken_assistant(monkeypatch: pytest.MonkeyPatch) -> None:
+    def factory(tools: TaskTools) -> _BrokenAssistant:
+        return _BrokenAssistant()
+
+    monkeypatch.setitem(assistant_module.ASSISTANTS, "builtin", factory)
+
+
+@pytest.mark.usefixtures("broken_assistant")
+def test_chat_failing_assistant_is_502_and_keeps_the_question(
+    send_chat: Send, alice: str, direct_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = send_chat(alice, "add a private thing")
+    assert response.status == 502
+    assert "your message was saved" in response.json()["detail"]
+    with psycopg.connect(direct_url) as connection:
+        rows = connection.execute("SELECT role, content FROM message").fetchall()
+    assert rows == [("user", "add a private thing")]
+    assert "private thing" not in caplog.text
+
+
+def test_chat_statements_per_turn_do_not_grow_with_history(
+    send_chat: Send, alice: str, direct_url: str, count_statements: list[str]
+) -> None:
+    conversation_id = send_chat(alice, "hello").json()["conversation_id"]
+    counts = {}
+    for history_length in (10, 1000):
+        with psycopg.connect(direct_url, autocommit=True) as connection:
+            connection.execute(
+                "INSERT INTO message (conversation_id, user_id, role, content)"
+                " SELECT %s, %s, 'user', 'filler ' || n FROM generate_series(1, %s) AS n",
+                (conversation_id, alice, history_length),
+            )
+        count_statements.clear()
+        response = send_chat(alice, "something unclear", conversation_id)
+        assert response.status == 200
+        assert response.json()["tool_calls"] == []
+        counts[history_length] = len(count_statements)
+    assert counts[10] == counts[1000]
+    assert counts[10] <= 4
+    assert counts[10] == 2, count_statements  # the floor: open the turn, finish it
+
+
+def test_chat_turn_with_a_tool_call_adds_only_the_tools_statements(
+    send_chat: Send, alice: str, count_statements: list[str]
+) -> None:
+    conversation_id = send_chat(alice, "hello").json()["conversation_id"]
+    count_statements.clear()
+    send_chat(alice, "add buy bread", conversation_id)
+    assert len(count_statements) == 3  # open, INSERT task, finish

@@ -1,0 +1,69 @@
+from collections.abc import Callable
+
+import pytest
+
+from tests.api_client import ApiClient, Response
+
+Send = Callable[..., Response]
+
+
+def test_list_conversations_most_recently_active_first(
+    api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str]
+) -> None:
+    first = send_chat(alice, "add one").json()["conversation_id"]
+    second = send_chat(alice, "add two").json()["conversation_id"]
+    send_chat(alice, "list my tasks", first)  # first becomes the most recently active
+    response = api.get(f"/api/{alice}/conversations", token=token_for(alice))
+    assert response.status == 200
+    assert response.function == "ListConversationsFunction"
+    page = response.json()
+    assert [c["id"] for c in page["items"]] == [first, second]
+    assert page["next_cursor"] is None
+    assert set(page["items"][0]) == {"id", "title", "created_at", "updated_at"}
+
+
+def test_list_conversations_pages_with_a_cursor(
+    api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str]
+) -> None:
+    ids = [send_chat(alice, f"add task {n}").json()["conversation_id"] for n in range(5)]
+    seen: list[int] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, object] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.get(f"/api/{alice}/conversations", token=token_for(alice), params=params).json()
+        seen += [c["id"] for c in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    assert pages == 3
+
+
+def test_list_conversations_only_own(
+    api: ApiClient, send_chat: Send, alice: str, bob: str, token_for: Callable[..., str]
+) -> None:
+    send_chat(alice, "add mine")
+    assert api.get(f"/api/{bob}/conversations", token=token_for(bob)).json()["items"] == []
+    assert api.get(f"/api/{alice}/conversations", token=token_for(bob)).status == 403
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"cursor": "garbage!"},
+        {"cursor": "WzEsMl0"},  # a cursor of two ids, not (timestamp, id)
+        {"cursor": "eyJhIjoxfQ"},  # {"a":1}
+    ],
+)
+def test_list_conversations_bad_query_is_422(
+    api: ApiClient, alice: str, token_for: Callable[..., str], params: dict[str, object]
+) -> None:
+    response = api.get(f"/api/{alice}/conversations", token=token_for(alice), params=params)
+    assert response.status == 422
+    assert response.json()["detail"][0]["loc"][0] == "query"

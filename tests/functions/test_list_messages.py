@@ -1,0 +1,93 @@
+from collections.abc import Callable
+
+import pytest
+
+from tests.api_client import ApiClient, Response
+
+Send = Callable[..., Response]
+
+
+def test_list_messages_in_turn_order_with_tool_calls(
+    api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str]
+) -> None:
+    first = send_chat(alice, "add buy milk").json()
+    conversation_id = first["conversation_id"]
+    send_chat(alice, "list my tasks", conversation_id)
+    response = api.get(
+        f"/api/{alice}/conversations/{conversation_id}/messages", token=token_for(alice)
+    )
+    assert response.status == 200
+    assert response.function == "ListMessagesFunction"
+    page = response.json()
+    assert [(m["role"], m["content"][:12]) for m in page["items"]] == [
+        ("user", "add buy milk"),
+        ("assistant", "Added “buy m"),
+        ("user", "list my task"),
+        ("assistant", "You have 1 t"),
+    ]
+    assert page["items"][0]["tool_calls"] is None
+    assert page["items"][1]["tool_calls"] == first["tool_calls"]
+    assert page["items"][1]["reply_to_id"] == page["items"][0]["id"]
+    assert page["next_cursor"] is None
+
+
+def test_list_messages_pages_back_to_older_ones(
+    api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str]
+) -> None:
+    conversation_id = send_chat(alice, "turn 0").json()["conversation_id"]
+    for n in range(1, 4):
+        send_chat(alice, f"turn {n}", conversation_id)
+    url = f"/api/{alice}/conversations/{conversation_id}/messages"
+    newest = api.get(url, token=token_for(alice), params={"limit": 3}).json()
+    older = api.get(
+        url, token=token_for(alice), params={"limit": 3, "cursor": newest["next_cursor"]}
+    ).json()
+    oldest = api.get(
+        url, token=token_for(alice), params={"limit": 3, "cursor": older["next_cursor"]}
+    ).json()
+    everything = oldest["items"] + older["items"] + newest["items"]
+    assert [m["content"] for m in everything if m["role"] == "user"] == [
+        "turn 0",
+        "turn 1",
+        "turn 2",
+        "turn 3",
+    ]
+    assert len(everything) == 8
+    assert oldest["next_cursor"] is None
+
+
+def test_list_messages_of_foreign_conversation_is_404(
+    api: ApiClient, send_chat: Send, alice: str, bob: str, token_for: Callable[..., str]
+) -> None:
+    conversation_id = send_chat(alice, "add secret").json()["conversation_id"]
+    foreign = api.get(f"/api/{bob}/conversations/{conversation_id}/messages", token=token_for(bob))
+    missing = api.get(f"/api/{bob}/conversations/987654/messages", token=token_for(bob))
+    assert foreign.status == missing.status == 404
+    assert foreign.body == missing.body
+
+
+@pytest.mark.parametrize(
+    ("conversation", "params"),
+    [
+        ("abc", {}),
+        ("0", {}),
+        (str(2**63), {}),
+        ("1", {"limit": 201}),
+        ("1", {"cursor": "%%%"}),
+        ("1", {"cursor": "WyJ4IiwxXQ"}),  # ["x",1]
+        ("1", {"cursor": "WzAsMF0"}),  # [0,0]
+    ],
+)
+def test_list_messages_bad_input_is_422(
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+    conversation: str,
+    params: dict[str, object],
+) -> None:
+    response = api.get(
+        f"/api/{alice}/conversations/{conversation}/messages",
+        token=token_for(alice),
+        params=params,
+    )
+    assert response.status == 422
