@@ -38,6 +38,8 @@ def upgrade() -> None:
             nullable=False,
             server_default=sa.func.current_timestamp(),
         ),
+        # SQLite would otherwise hand a deleted row's id to the next insert.
+        sqlite_autoincrement=True,
     )
     # "A user's tasks, newest first" (with or without a status filter) is a scan of this index.
     op.create_index("ix_task_user_id_id", "task", ["user_id", "id"])

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=200), nullable=False),
         _timestamp("created_at"),
         _timestamp("updated_at"),
+        sqlite_autoincrement=True,
     )
     # "A user's conversations, most recently active first": a backward scan of this index.
     op.create_index(
@@ -63,6 +64,7 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "(role = 'user') = (reply_to_id IS NULL)", name="ck_message_reply_only_for_assistant"
         ),
+        sqlite_autoincrement=True,
     )
     # "The last K messages of a conversation, in turn order": a backward scan of this index,
     # the same cost for 10 messages and for 100,000. A reply sorts right after its question.

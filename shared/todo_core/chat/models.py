@@ -51,6 +51,7 @@ class Conversation(SQLModel, table=True):
     # "A user's conversations, most recently active first" is a backward scan of this index.
     __table_args__ = (
         Index("ix_conversation_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(
@@ -72,6 +73,7 @@ class Message(SQLModel, table=True):
         CheckConstraint(
             "(role = 'user') = (reply_to_id IS NULL)", name="ck_message_reply_only_for_assistant"
         ),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(

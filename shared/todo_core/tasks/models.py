@@ -37,7 +37,11 @@ class TaskBase(SQLModel):
 class Task(TaskBase, table=True):
     __tablename__ = "task"
     # Serves "a user's tasks, newest first", with or without a status filter.
-    __table_args__ = (Index("ix_task_user_id_id", "user_id", "id"),)
+    __table_args__ = (
+        Index("ix_task_user_id_id", "user_id", "id"),
+        # Ids are never reused, on SQLite too (a deleted task's id must not name a new one).
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(
         default=None, sa_column=Column(BigIntId, Identity(always=False), primary_key=True)
