@@ -10,8 +10,9 @@ PGBOUNCER_PORT ?= 6432
 export PGBOUNCER_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install run token test pytest pytest-pgbouncer lint format typecheck pgbouncer \
-        sam-tools validate build migrate lock clean
+BETTER_AUTH := infra/better-auth
+.PHONY: help install run token token-jwks better-auth test pytest pytest-pgbouncer lint format \
+        typecheck pgbouncer sam-tools validate build migrate lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -29,6 +30,17 @@ run: install  ## Serve every route of template.yaml on http://127.0.0.1:3000 (PO
 token: install  ## Print an HS256 token for USER (make token USER=alice)
 	@$(BIN)/python -m devserver.mint_token "$(USER)"
 
+$(BETTER_AUTH)/node_modules/.package-lock.json: $(BETTER_AUTH)/package.json $(BETTER_AUTH)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "node (>= 20.19) and npm are needed for the Better Auth interop tests" >&2; exit 1; }
+	cd $(BETTER_AUTH) && npm ci --no-audit --no-fund --loglevel=error >&2
+	touch $@
+
+better-auth: $(BETTER_AUTH)/node_modules/.package-lock.json  ## npm ci the pinned better-auth package (test token issuer)
+
+token-jwks: better-auth  ## Print a real Better Auth token and its JWKS as JSON (ALG=EdDSA|ES256|ES512|RS256|PS256)
+	@node $(BETTER_AUTH)/issue-token.mjs --alg "$(or $(ALG),EdDSA)" 2>/dev/null
+
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,10 +55,10 @@ typecheck: install  ## mypy, strict
 pgbouncer:  ## Start PgBouncer (transaction mode) on 127.0.0.1:$(PGBOUNCER_PORT)
 	bash infra/pgbouncer/start.sh
 
-pytest: install  ## The test suite against PostgreSQL directly
+pytest: install better-auth  ## The test suite against PostgreSQL directly
 	$(BIN)/pytest
 
-pytest-pgbouncer: install pgbouncer  ## The test suite through PgBouncer in transaction mode
+pytest-pgbouncer: install better-auth pgbouncer  ## The test suite through PgBouncer in transaction mode
 	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest
 
 $(SAM_VENV)/.installed: requirements/sam.txt

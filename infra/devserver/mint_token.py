@@ -27,7 +27,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=60)
     args = parser.parse_args()
     apply_local_defaults()
-    print(mint_token(args.user_id, secret=os.environ["BETTER_AUTH_SECRET"], minutes=args.minutes))
+    secret = os.environ.get("BETTER_AUTH_SECRET")
+    if not secret:
+        parser.exit(
+            2,
+            "BETTER_AUTH_SECRET is not set (JWKS-only mode refuses HS256): "
+            "mint a Better Auth token with `make token-jwks` instead\n",
+        )
+    print(mint_token(args.user_id, secret=secret, minutes=args.minutes))
 
 
 if __name__ == "__main__":

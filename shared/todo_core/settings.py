@@ -8,14 +8,19 @@ stored, and :mod:`todo_core.secrets` resolves them (see that module).
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from todo_core.errors import ConfigurationError
 
 DEFAULT_SQLITE_PATH = Path(".local") / "todo.sqlite3"
+BETTER_AUTH_JWKS_PATH = "/api/auth/jwks"
+"""Where Better Auth's JWT plugin publishes its public keys, under the frontend's base URL."""
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +35,23 @@ class Settings:
     chat_max_message_chars: int = 4000
     chat_history_window: int = 20
     chat_assistant: str = "builtin"
+    # Better Auth's JWKS mode: all four are set together, or none (see load_settings).
+    better_auth_url: str | None = None
+    better_auth_jwks_url: str | None = None
+    better_auth_issuer: str | None = None
+    better_auth_audience: str | None = None
+    better_auth_jwks_timeout_seconds: float = 2.0
+    better_auth_jwks_refresh_seconds: float = 10.0
+    better_auth_jwks_cache_seconds: float = 300.0
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def accepts_hs256(self) -> bool:
+        """HS256 tokens are verified only with the shared secret, and only when one is set."""
+        return self.better_auth_secret is not None
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
@@ -49,7 +67,9 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 
     return value
 
 
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    environ: Mapping[str, str], name: str, default: float, *, positive: bool = False
+) -> float:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -57,9 +77,57 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigurationError(f"{name} must be >= 0, got {value}")
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number, got {raw!r}")
+    if value < 0 or (positive and value == 0):
+        raise ConfigurationError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value}")
     return value
+
+
+def _http_url(environ: Mapping[str, str], name: str) -> str | None:
+    """An absolute http(s) URL, or None when unset. Plain http only on a loopback host: keys
+    fetched over plain http on a network could be swapped by anyone on the path."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        split = urlsplit(raw)
+        host = split.hostname
+    except ValueError:
+        raise ConfigurationError(f"{name} is not a valid URL: {raw!r}") from None
+    if split.scheme not in ("http", "https") or not host:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL, got {raw!r}")
+    if split.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise ConfigurationError(f"{name} must use https (plain http only for localhost)")
+    return raw
+
+
+def _jwks_settings(
+    environ: Mapping[str, str],
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """JWKS URL, issuer and audience: derived from BETTER_AUTH_URL, each one overridable."""
+    base_url = _http_url(environ, "BETTER_AUTH_URL")
+    jwks_url = _http_url(environ, "BETTER_AUTH_JWKS_URL")
+    issuer = environ.get("BETTER_AUTH_ISSUER", "").strip() or None
+    audience = environ.get("BETTER_AUTH_AUDIENCE", "").strip() or None
+    if base_url is not None:
+        # Better Auth sets iss and aud to its baseURL without a trailing slash.
+        origin = base_url.rstrip("/")
+        jwks_url = jwks_url or origin + BETTER_AUTH_JWKS_PATH
+        issuer = issuer or origin
+        audience = audience or origin
+    elif jwks_url is not None:
+        for name, value in (("BETTER_AUTH_ISSUER", issuer), ("BETTER_AUTH_AUDIENCE", audience)):
+            if value is None:
+                raise ConfigurationError(
+                    f"{name} is required when BETTER_AUTH_JWKS_URL is set without BETTER_AUTH_URL"
+                )
+    elif issuer is not None or audience is not None:
+        raise ConfigurationError(
+            "BETTER_AUTH_ISSUER and BETTER_AUTH_AUDIENCE need BETTER_AUTH_URL "
+            "(or BETTER_AUTH_JWKS_URL) to be set"
+        )
+    return base_url, jwks_url, issuer, audience
 
 
 def normalize_database_url(url: str) -> str:
@@ -87,6 +155,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     secret = environ.get("BETTER_AUTH_SECRET") or None
     if secret is not None and len(secret) < 32:
         raise ConfigurationError("BETTER_AUTH_SECRET must be at least 32 characters long")
+    base_url, jwks_url, issuer, audience = _jwks_settings(environ)
     return Settings(
         database_url=database_url,
         better_auth_secret=secret,
@@ -96,6 +165,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         chat_max_message_chars=_int(environ, "CHAT_MAX_MESSAGE_CHARS", 4000),
         chat_history_window=_int(environ, "CHAT_HISTORY_WINDOW", 20),
         chat_assistant=environ.get("CHAT_ASSISTANT", "").strip() or "builtin",
+        better_auth_url=base_url,
+        better_auth_jwks_url=jwks_url,
+        better_auth_issuer=issuer,
+        better_auth_audience=audience,
+        better_auth_jwks_timeout_seconds=_float(
+            environ, "BETTER_AUTH_JWKS_TIMEOUT_SECONDS", 2.0, positive=True
+        ),
+        better_auth_jwks_refresh_seconds=_float(environ, "BETTER_AUTH_JWKS_REFRESH_SECONDS", 10.0),
+        better_auth_jwks_cache_seconds=_float(
+            environ, "BETTER_AUTH_JWKS_CACHE_SECONDS", 300.0, positive=True
+        ),
     )
 
 
