@@ -33,6 +33,11 @@ def run_migrations() -> None:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # The database's statement timeout (migration 0003) guards the API, not schema
+            # changes, which may legitimately take longer. This session talks to Postgres directly.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()  # end the implicit transaction so Alembic runs its own
         context.configure(
             connection=connection,
             target_metadata=SQLModel.metadata,
