@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 
 def http_api_event(
@@ -47,7 +47,7 @@ def http_api_event(
             "domainPrefix": domain_name.split(".", maxsplit=1)[0],
             "http": {
                 "method": method.upper(),
-                "path": unquote(raw_path),
+                "path": raw_path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": source_ip,
                 "userAgent": lowered.get("user-agent", ""),

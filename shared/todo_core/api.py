@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import cast
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +29,41 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"referrer-policy", b"no-referrer"),
 ]
+
+
+class ErrorMessage(BaseModel):
+    """The body of every error but 422 (whose ``detail`` is FastAPI's list of problems)."""
+
+    detail: str
+
+
+def _documented(description: str, **extra: Any) -> dict[str, Any]:
+    return {"model": ErrorMessage, "description": description, **extra}
+
+
+AUTHENTICATED_ROUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("The body could not be decoded (not UTF-8)"),
+    401: _documented(
+        "Missing, malformed, expired or badly signed token",
+        headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
+    ),
+    403: _documented("The token belongs to another user than the path names"),
+    413: _documented("Request body too large"),
+    503: _documented(
+        "The database (or the JWKS endpoint) cannot be reached; retry",
+        headers={"Retry-After": {"schema": {"type": "string"}}},
+    ),
+}
+"""The errors any authenticated route may answer, for its OpenAPI document."""
+
+PUBLIC_ROUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: AUTHENTICATED_ROUTE_RESPONSES[413],
+    503: AUTHENTICATED_ROUTE_RESPONSES[503],
+}
+
+
+def not_found_response(what: str) -> dict[int | str, dict[str, Any]]:
+    return {404: _documented(f"No such {what} for this user")}
 
 
 def _error_response(error: AppError) -> JSONResponse:

@@ -11,15 +11,13 @@ from sqlmodel import Session
 from todo_core.auth import verify_token
 from todo_core.db import open_session
 from todo_core.errors import NotAuthenticated, PermissionDenied
-from todo_core.tasks.models import USER_ID_MAX
-
-MAX_BIGINT = 2**63 - 1
+from todo_core.tasks.models import MAX_ID, USER_ID_MAX, USER_ID_PATTERN
 
 _bearer = HTTPBearer(auto_error=False, description="A Better Auth JWT (or an HS256 token).")
 
 
 def authorized_user_id(
-    user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX)],
+    user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX, pattern=USER_ID_PATTERN)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The path's ``user_id``, once the bearer token proves the caller is that user."""
@@ -33,4 +31,4 @@ def authorized_user_id(
 
 SessionDep = Annotated[Session, Depends(open_session)]
 UserId = Annotated[str, Depends(authorized_user_id)]
-TaskId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The task's id.")]
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id.")]

@@ -9,9 +9,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from todo_core.api import PUBLIC_ROUTE_RESPONSES
 from todo_core.db import get_engine
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=PUBLIC_ROUTE_RESPONSES)
 
 
 class Health(BaseModel):

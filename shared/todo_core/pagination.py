@@ -1,71 +1,42 @@
-"""Opaque keyset cursors: the sort key of the last item of a page, base64url-encoded JSON.
+"""Keyset cursors: the sort key of the last item of a page, as ``"<first>.<second>"``.
 
-A cursor that does not decode to the expected shape is a 422 in FastAPI's shape, like any other
-invalid query parameter.
+Clients treat a cursor as opaque and pass back the ``next_cursor`` they were given. Its pattern is
+exact (two positive integers of at most 18 digits, so both fit PostgreSQL's bigint): any string
+that matches it is a cursor this API can use, and any other is a 422 in FastAPI's shape.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
 
-from pydantic import AfterValidator
+from fastapi import Query
 
+CURSOR_PATTERN = r"^[1-9][0-9]{0,17}\.[1-9][0-9]{0,17}$"
 
-def encode_cursor(*values: int | datetime) -> str:
-    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
-    raw = json.dumps(plain, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+CursorQuery = Query(
+    min_length=3,
+    max_length=37,
+    pattern=CURSOR_PATTERN,
+    description="The `next_cursor` of the previous page.",
+)
 
-
-def _decode(cursor: str) -> list[Any]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise ValueError("not a cursor returned by this API") from None
-    if not isinstance(values, list) or len(values) != 2:
-        raise ValueError("not a cursor returned by this API")
-    return values
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-MAX_ID = 2**63 - 1
+def encode_cursor(first: int, second: int) -> str:
+    return f"{first}.{second}"
 
 
-def decode_id_cursor(cursor: str) -> tuple[int, int]:
-    """A cursor of two ids (turn, message id)."""
-    first, second = _decode(cursor)
-    if not all(type(v) is int and 1 <= v <= MAX_ID for v in (first, second)):
-        raise ValueError("not a cursor returned by this API")
-    return first, second
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """The two integers of a cursor that matched :data:`CURSOR_PATTERN`."""
+    first, second = cursor.split(".")
+    return int(first), int(second)
 
 
-def decode_time_cursor(cursor: str) -> tuple[datetime, int]:
-    """A cursor of a timestamp and an id."""
-    moment, identifier = _decode(cursor)
-    if not isinstance(moment, str) or type(identifier) is not int or not 1 <= identifier <= MAX_ID:
-        raise ValueError("not a cursor returned by this API")
-    parsed = datetime.fromisoformat(moment)
-    if parsed.tzinfo is None:
-        raise ValueError("not a cursor returned by this API")
-    return parsed, identifier
+def timestamp_key(moment: datetime) -> int:
+    """A timestamp as whole microseconds since the epoch: exact, so keyset pages never skip."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-def _valid_id_cursor(cursor: str) -> str:
-    decode_id_cursor(cursor)
-    return cursor
-
-
-def _valid_time_cursor(cursor: str) -> str:
-    decode_time_cursor(cursor)
-    return cursor
-
-
-IdCursor = Annotated[str, AfterValidator(_valid_id_cursor)]
-"""A query parameter holding an (id, id) cursor; checked when the request is parsed."""
-
-TimeCursor = Annotated[str, AfterValidator(_valid_time_cursor)]
-"""A query parameter holding a (timestamp, id) cursor; checked when the request is parsed."""
+def from_timestamp_key(key: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=key)

@@ -3,17 +3,43 @@
 PostgreSQL rejects NUL in text and UTF-8 cannot encode a lone surrogate (which ``json.loads``
 accepts from ``"\\ud800"``); both would otherwise surface as a 500 at insert time. Other control
 characters are refused in single-line fields, where they can only be a mistake or an attack.
+
+Each rule is also published in the OpenAPI document as a ``pattern``, so that clients and
+property-based testers know exactly which strings are valid. Trimming uses the whitespace that
+JSON Schema's ``\\s`` means (ECMAScript's), not Python's, so the two never disagree.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, Field
+
+# ECMAScript's \s: what a JSON Schema pattern means by whitespace.
+WHITESPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ANY_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+_NO_CONTROL = r"[^\u0000-\u001f\u007f]"
+_NO_CONTROL_BUT_LINES = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]"
+_VISIBLE = r"[^\s\u0000-\u001f\u007f]"
+
+SINGLE_LINE_PATTERN = f"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"
+"""One line, no control characters, at least one character that is not whitespace."""
+
+TEXT_PATTERN = f"^{_NO_CONTROL_BUT_LINES}*$"
+"""Free text: newlines, tabs and carriage returns allowed, other control characters not."""
+
+NON_BLANK_TEXT_PATTERN = f"^{_NO_CONTROL_BUT_LINES}*{_VISIBLE}{_NO_CONTROL_BUT_LINES}*$"
+"""Free text with at least one character that is not whitespace."""
+
+
+def trim(value: Any) -> Any:
+    """Strip JSON Schema whitespace from both ends of a string; leave other types to validation."""
+    return value.strip(WHITESPACE) if isinstance(value, str) else value
 
 
 def _storable(value: str) -> str:
@@ -31,8 +57,14 @@ def _single_line(value: str) -> str:
     return value
 
 
+Trimmed = BeforeValidator(trim)
+"""Strips leading and trailing whitespace before the other checks run."""
+
 SingleLine = AfterValidator(_single_line)
 """Refuses control characters, lone surrogates and NUL: for titles and other one-line fields."""
 
 StorableText = AfterValidator(_storable)
 """Refuses NUL, lone surrogates and control characters other than newline, tab and CR."""
+
+SingleLineSchema = Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN})
+TextSchema = Field(json_schema_extra={"pattern": TEXT_PATTERN})

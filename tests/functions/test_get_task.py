@@ -47,8 +47,9 @@ def test_get_task_bad_id_is_422(
     assert response.json()["detail"][0]["loc"] == ["path", "task_id"]
 
 
-def test_get_task_largest_bigint_is_404(
+def test_get_task_largest_id_is_404_and_one_more_is_422(
     api: ApiClient, alice: str, token_for: Callable[..., str]
 ) -> None:
-    response = api.get(f"/api/{alice}/tasks/{2**63 - 1}", token=token_for(alice))
-    assert response.status == 404
+    largest = 2**53 - 1  # JavaScript's largest exact integer
+    assert api.get(f"/api/{alice}/tasks/{largest}", token=token_for(alice)).status == 404
+    assert api.get(f"/api/{alice}/tasks/{largest + 1}", token=token_for(alice)).status == 422

@@ -57,8 +57,11 @@ def test_list_conversations_only_own(
         {"limit": 0},
         {"limit": 101},
         {"cursor": "garbage!"},
-        {"cursor": "WzEsMl0"},  # a cursor of two ids, not (timestamp, id)
-        {"cursor": "eyJhIjoxfQ"},  # {"a":1}
+        {"cursor": ""},
+        {"cursor": "1"},
+        {"cursor": "1.0"},
+        {"cursor": "-1.5"},
+        {"cursor": "1234567890123456789.1"},  # 19 digits: beyond bigint
     ],
 )
 def test_list_conversations_bad_query_is_422(

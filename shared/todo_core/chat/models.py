@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Strict, field_validator
+from pydantic import ConfigDict, Strict, StringConstraints, field_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import (
     JSON,
@@ -30,8 +30,8 @@ from sqlmodel import Field, SQLModel
 
 from todo_core.db import BigIntId, UTCDateTime, utc_now
 from todo_core.settings import get_settings
-from todo_core.tasks.models import USER_ID_MAX
-from todo_core.text import StorableText
+from todo_core.tasks.models import MAX_ID, USER_ID_MAX
+from todo_core.text import NON_BLANK_TEXT_PATTERN, StorableText, Trimmed
 
 TITLE_MAX = 200
 
@@ -105,23 +105,32 @@ class ToolCall(SQLModel):
     result: dict[str, Any]
 
 
+def _document_message(schema: dict[str, Any]) -> None:
+    schema["pattern"] = NON_BLANK_TEXT_PATTERN
+    # The limit is a setting (CHAT_MAX_MESSAGE_CHARS): publish the one in force.
+    schema["maxLength"] = get_settings().chat_max_message_chars
+
+
 class ChatRequest(SQLModel):
     """One user turn. Without ``conversation_id`` a new conversation is started."""
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    conversation_id: Annotated[int, Strict(), PydanticField(ge=1, le=2**63 - 1)] | None = None
-    message: Annotated[str, StorableText]
+    conversation_id: Annotated[int, Strict(), PydanticField(ge=1, le=MAX_ID)] | None = None
+    message: Annotated[
+        str,
+        Trimmed,
+        StringConstraints(min_length=1),
+        StorableText,
+        PydanticField(json_schema_extra=_document_message),
+    ]
 
     @field_validator("message")
     @classmethod
-    def _trimmed_length(cls, value: str) -> str:
-        value = value.strip()
+    def _within_limit(cls, value: str) -> str:
         limit = get_settings().chat_max_message_chars
-        if not value:
-            raise ValueError("must not be empty")
         if len(value) > limit:
-            raise ValueError(f"must be at most {limit} characters")
+            raise ValueError(f"must be at most {limit} characters after trimming")
         return value
 
 

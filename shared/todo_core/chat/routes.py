@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, ErrorMessage, not_found_response
 from todo_core.chat import service
 from todo_core.chat.models import ChatRequest, ChatResponse, ConversationPage, MessagePage
-from todo_core.deps import MAX_BIGINT, SessionDep, UserId
-from todo_core.pagination import IdCursor, TimeCursor
+from todo_core.deps import SessionDep, UserId
+from todo_core.pagination import CursorQuery
 from todo_core.settings import get_settings
+from todo_core.tasks.models import MAX_ID
 
-router = APIRouter(tags=["chat"])
+router = APIRouter(tags=["chat"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 
-ConversationId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The conversation's id.")]
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such conversation"}}
+ConversationId = Annotated[int, Path(ge=1, le=MAX_ID, description="The conversation's id.")]
+_NOT_FOUND = not_found_response("conversation")
+_CHAT_RESPONSES = {
+    **_NOT_FOUND,
+    502: {"model": ErrorMessage, "description": "The assistant failed; the message is stored"},
+}
 
 
-@router.post("/api/{user_id}/chat", response_model=ChatResponse, responses=_NOT_FOUND)
+@router.post("/api/{user_id}/chat", response_model=ChatResponse, responses=_CHAT_RESPONSES)
 def chat(session: SessionDep, user_id: UserId, body: ChatRequest) -> ChatResponse:
     """Send a message; get the assistant's reply and the tool calls it made."""
     return service.chat_turn(
@@ -35,7 +41,7 @@ def list_conversations(
     session: SessionDep,
     user_id: UserId,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[TimeCursor | None, Query()] = None,
+    cursor: Annotated[str | None, CursorQuery] = None,
 ) -> ConversationPage:
     """The caller's conversations, most recently active first."""
     return service.list_conversations(session, user_id=user_id, limit=limit, cursor=cursor)
@@ -51,7 +57,7 @@ def list_messages(
     user_id: UserId,
     conversation_id: ConversationId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[IdCursor | None, Query()] = None,
+    cursor: Annotated[str | None, CursorQuery] = None,
 ) -> MessagePage:
     """A page of messages, oldest first; ``next_cursor`` pages back to older ones."""
     return service.list_messages(

@@ -25,7 +25,12 @@ from todo_core.chat.models import (
 )
 from todo_core.chat.store import CONVERSATION_NOT_FOUND, chat_store_for
 from todo_core.errors import AppError, AssistantFailed, NotFound
-from todo_core.pagination import decode_id_cursor, decode_time_cursor, encode_cursor
+from todo_core.pagination import (
+    decode_cursor,
+    encode_cursor,
+    from_timestamp_key,
+    timestamp_key,
+)
 from todo_core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -98,10 +103,10 @@ def list_conversations(
     """The user's conversations, most recently active first, one page at a time."""
     query = select(Conversation).where(col(Conversation.user_id) == user_id)
     if cursor is not None:
-        updated_at, conversation_id = decode_time_cursor(cursor)
+        updated_key, conversation_id = decode_cursor(cursor)
         query = query.where(
             tuple_(col(Conversation.updated_at), col(Conversation.id))
-            < tuple_(updated_at, conversation_id)
+            < tuple_(from_timestamp_key(updated_key), conversation_id)
         )
     query = query.order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
     rows = list(session.scalars(query.limit(limit + 1)))
@@ -109,7 +114,7 @@ def list_conversations(
     next_cursor = None
     if more and page:
         last = page[-1]
-        next_cursor = encode_cursor(last.updated_at, _id(last.id))
+        next_cursor = encode_cursor(timestamp_key(last.updated_at), _id(last.id))
     return ConversationPage(
         items=[ConversationPublic.model_validate(c) for c in page], next_cursor=next_cursor
     )
@@ -132,7 +137,7 @@ def list_messages(
         col(Message.conversation_id) == conversation_id
     )
     if cursor is not None:
-        turn, message_id = decode_id_cursor(cursor)
+        turn, message_id = decode_cursor(cursor)
         query = query.where(tuple_(turn_key, col(Message.id)) < tuple_(turn, message_id))
     query = query.order_by(turn_key.desc(), col(Message.id).desc()).limit(limit + 1)
     rows = session.execute(query).all()

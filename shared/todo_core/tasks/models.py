@@ -7,20 +7,35 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import ConfigDict, StrictBool, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Column, Identity, Index
 from sqlmodel import Field, SQLModel
 
 from todo_core.db import BigIntId, UTCDateTime, utc_now
-from todo_core.text import SingleLine, StorableText
+from todo_core.text import SingleLine, SingleLineSchema, StorableText, TextSchema, Trimmed
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 USER_ID_MAX = 128
+USER_ID_PATTERN = r"^[A-Za-z0-9._~-]+$"
+"""A user id is made of URL-safe characters (Better Auth's are 32 letters and digits)."""
+
+MAX_ID = 2**53 - 1
+"""The largest id the API accepts: JavaScript's largest exact integer, so every id a client
+holds in a JSON number is exact (the columns are bigint; ids never get near this)."""
 
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX), SingleLine
+    str,
+    Trimmed,
+    StringConstraints(min_length=1, max_length=TITLE_MAX),
+    SingleLine,
+    SingleLineSchema,
 ]
-Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX), StorableText]
+"""1 to 200 characters after trimming, on one line."""
+
+Description = Annotated[
+    str, StringConstraints(max_length=DESCRIPTION_MAX), StorableText, TextSchema
+]
 
 
 class TaskStatus(StrEnum):
@@ -68,9 +83,10 @@ class TaskUpdate(SQLModel):
 
     model_config = REQUEST_CONFIG  # type: ignore[assignment]
 
-    title: Title | None = None
+    # Optional but not nullable (the schema says so too); description: null is allowed.
+    title: Title | SkipJsonSchema[None] = None
     description: Description | None = None
-    completed: StrictBool | None = None
+    completed: StrictBool | SkipJsonSchema[None] = None
 
     @field_validator("title", "completed", mode="before")
     @classmethod

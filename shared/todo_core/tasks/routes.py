@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, not_found_response
 from todo_core.deps import SessionDep, TaskId, UserId
 from todo_core.tasks import service
 from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(tags=["tasks"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such task for this user"}}
+_NOT_FOUND = not_found_response("task")
 
 
 @router.get("/api/{user_id}/tasks", response_model=list[TaskPublic])
