@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_core.errors import AppError, PayloadTooLarge, ServiceUnavailable
+from todo_core.errors import AppError, ConfigurationError, PayloadTooLarge, ServiceUnavailable
 from todo_core.settings import get_settings
 
 logger = logging.getLogger("todo_core")
@@ -54,6 +54,17 @@ async def _database_unavailable_handler(request: Request, error: Exception) -> J
     return _error_response(ServiceUnavailable("Database unavailable, retry shortly"))
 
 
+def _configuration_error_response(error: ConfigurationError) -> JSONResponse:
+    # The message names the variable or parameter at fault (never a value): it goes to the log,
+    # the client learns only that the server is misconfigured.
+    logger.error("configuration error: %s", error)
+    return JSONResponse({"detail": "Server misconfigured"}, status_code=500)
+
+
+async def _configuration_error_handler(request: Request, error: Exception) -> JSONResponse:
+    return _configuration_error_response(cast(ConfigurationError, error))
+
+
 async def _unexpected_error_handler(request: Request, error: Exception) -> JSONResponse:
     logger.error("unhandled error: %s", type(error).__name__, exc_info=error)
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
@@ -70,7 +81,17 @@ class BodyLimitAndHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = get_settings().max_body_bytes
+        try:
+            limit = get_settings().max_body_bytes
+        except (ConfigurationError, AppError) as error:
+            # The settings are read here first, before the app's own error handlers run.
+            response = (
+                _configuration_error_response(error)
+                if isinstance(error, ConfigurationError)
+                else _error_response(error)
+            )
+            await _send_response(send, response)
+            return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _send_too_large(send, limit)
@@ -109,7 +130,12 @@ class _BodyTooLarge(Exception):
 
 
 async def _send_too_large(send: Send, limit: int) -> None:
-    response = _error_response(PayloadTooLarge(f"Request body too large (limit {limit} bytes)"))
+    await _send_response(
+        send, _error_response(PayloadTooLarge(f"Request body too large (limit {limit} bytes)"))
+    )
+
+
+async def _send_response(send: Send, response: Response) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -129,6 +155,7 @@ def create_app(router: APIRouter, *, route: str) -> FastAPI:
     app = FastAPI(title=f"todo-api {route}", openapi_url=None, docs_url=None, redoc_url=None)
     app.router.routes.extend(selected)
     app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(ConfigurationError, _configuration_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(database_error, _database_unavailable_handler)
