@@ -10,7 +10,7 @@ PGBOUNCER_PORT ?= 6432
 export PGBOUNCER_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install run token test pytest pytest-pgbouncer lint format typecheck pgbouncer \
+.PHONY: help install run token events test pytest pytest-pgbouncer lint format typecheck pgbouncer \
         sam-tools validate build migrate lock clean
 
 help:  ## List the targets
@@ -28,6 +28,9 @@ run: install  ## Serve every route of template.yaml on http://127.0.0.1:3000 (PO
 
 token: install  ## Print an HS256 token for USER (make token USER=alice)
 	@$(BIN)/python -m devserver.mint_token "$(USER)"
+
+events: install  ## Regenerate events/<function>.json (sample HTTP API events for sam local invoke)
+	$(BIN)/python -m devserver.sample_events
 
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -8,7 +8,6 @@ without the request's content.
 from __future__ import annotations
 
 import json
-import logging
 from typing import cast
 
 from fastapi import APIRouter, FastAPI, Request
@@ -19,9 +18,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_core.errors import AppError, ConfigurationError, PayloadTooLarge, ServiceUnavailable
+from todo_core.observability import logger
 from todo_core.settings import get_settings
-
-logger = logging.getLogger("todo_core")
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

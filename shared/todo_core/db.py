@@ -106,6 +106,8 @@ def _create_postgres_engine(settings: Settings) -> Engine:
         max_overflow=0,
         pool_timeout=settings.db_connect_timeout_seconds,
         isolation_level="AUTOCOMMIT",
+        # Errors must not carry the statement's values (task titles, messages) into the logs.
+        hide_parameters=True,
         # The psycopg dialect would otherwise look up the hstore type on every new connection.
         use_native_hstore=False,
         connect_args={

@@ -19,14 +19,12 @@ the first request that needs it. A store that cannot be reached right now is a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from todo_core.errors import ConfigurationError, ServiceUnavailable
-
-logger = logging.getLogger("todo_core")
+from todo_core.observability import logger
 
 SECRET_NAMES = ("DATABASE_URL", "BETTER_AUTH_SECRET")
 DEFAULT_MAX_AGE_SECONDS = 300
