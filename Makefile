@@ -46,11 +46,11 @@ typecheck: install  ## mypy, strict
 pgbouncer:  ## Start PgBouncer (transaction mode) on 127.0.0.1:$(PGBOUNCER_PORT)
 	bash infra/pgbouncer/start.sh
 
-pytest: install  ## The test suite against PostgreSQL directly
+pytest: install sam-tools  ## The test suite against PostgreSQL directly (and the sam build test)
 	$(BIN)/pytest
 
 pytest-pgbouncer: install pgbouncer  ## The test suite through PgBouncer in transaction mode
-	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest
+	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -m "not build"
 
 $(SAM_VENV)/.installed: requirements/sam.txt
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
