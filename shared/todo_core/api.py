@@ -8,7 +8,6 @@ without the request's content.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
@@ -19,10 +18,9 @@ from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_core.errors import AppError, PayloadTooLarge, ServiceUnavailable
+from todo_core.errors import AppError, ConfigurationError, PayloadTooLarge, ServiceUnavailable
+from todo_core.observability import logger
 from todo_core.settings import get_settings
-
-logger = logging.getLogger("todo_core")
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -90,6 +88,17 @@ async def _database_unavailable_handler(request: Request, error: Exception) -> J
     return _error_response(ServiceUnavailable("Database unavailable, retry shortly"))
 
 
+def _configuration_error_response(error: ConfigurationError) -> JSONResponse:
+    # The message names the variable or parameter at fault (never a value): it goes to the log,
+    # the client learns only that the server is misconfigured.
+    logger.error("configuration error: %s", error)
+    return JSONResponse({"detail": "Server misconfigured"}, status_code=500)
+
+
+async def _configuration_error_handler(request: Request, error: Exception) -> JSONResponse:
+    return _configuration_error_response(cast(ConfigurationError, error))
+
+
 class RequestGuard:
     """Refuses bodies over the limit with 413 (counted as they arrive, whatever Content-Length
     claims), adds security headers to every response, and turns an unexpected exception into a
@@ -102,7 +111,17 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = get_settings().max_body_bytes
+        try:
+            limit = get_settings().max_body_bytes
+        except (ConfigurationError, AppError) as error:
+            # The settings are read here first, before the app's own error handlers run.
+            response = (
+                _configuration_error_response(error)
+                if isinstance(error, ConfigurationError)
+                else _error_response(error)
+            )
+            await _send_response(send, response)
+            return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _send_too_large(send, limit)
@@ -174,6 +193,7 @@ def create_app(router: APIRouter, *, route: str) -> FastAPI:
     app = FastAPI(title=f"todo-api {route}", openapi_url=None, docs_url=None, redoc_url=None)
     app.router.routes.extend(selected)
     app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(ConfigurationError, _configuration_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(database_error, _database_unavailable_handler)

@@ -20,7 +20,6 @@ With no ``DATABASE_URL``, an embedded SQLite file is used so that the local serv
 
 from __future__ import annotations
 
-import functools
 import select
 import time
 from collections.abc import Iterator
@@ -144,13 +143,41 @@ def _create_sqlite_engine(settings: Settings) -> Engine:
     return engine
 
 
-@functools.cache
-def get_engine() -> Engine:
-    """The process's engine, created on first use and reused by every warm invocation."""
-    settings = get_settings()
-    if settings.is_sqlite:
-        return _create_sqlite_engine(settings)
-    return _create_postgres_engine(settings)
+class _EngineCache:
+    """The process's engine, created on first use and reused by every warm invocation.
+
+    Keyed by the database URL: when a rotated ``DATABASE_URL`` arrives from the parameter store
+    (see :mod:`todo_core.secrets`), the old engine is disposed and a new one connects with the
+    new credentials. Lambda runs one request at a time per container, so nothing is using the
+    old engine's connection then.
+    """
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._url: str | None = None
+
+    def __call__(self) -> Engine:
+        settings = get_settings()
+        if self._engine is None or self._url != settings.database_url:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = (
+                _create_sqlite_engine(settings)
+                if settings.is_sqlite
+                else _create_postgres_engine(settings)
+            )
+            self._url = settings.database_url
+        return self._engine
+
+    def cache_clear(self) -> None:
+        """Dispose of the engine; the next call creates one from the current settings."""
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine = None
+        self._url = None
+
+
+get_engine = _EngineCache()
 
 
 def open_session() -> Iterator[Session]:
@@ -161,6 +188,4 @@ def open_session() -> Iterator[Session]:
 
 def reset_engine() -> None:
     """Forget the engine (tests and the local server use this after changing settings)."""
-    if get_engine.cache_info().currsize:
-        get_engine().dispose()
     get_engine.cache_clear()

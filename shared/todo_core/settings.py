@@ -7,7 +7,6 @@ stored, and :mod:`todo_core.secrets` resolves them (see that module).
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from collections.abc import Mapping
@@ -16,6 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from todo_core.errors import ConfigurationError
+from todo_core.secrets import (
+    DEFAULT_MAX_AGE_SECONDS,
+    SecretSource,
+    max_age_seconds,
+    resolve_secrets,
+    secret_sources,
+)
 
 DEFAULT_SQLITE_PATH = Path(".local") / "todo.sqlite3"
 BETTER_AUTH_JWKS_PATH = "/api/auth/jwks"
@@ -149,6 +155,11 @@ def normalize_database_url(url: str) -> str:
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build and validate the settings; a ConfigurationError names the variable at fault."""
     raw_url = environ.get("DATABASE_URL", "").strip()
+    if not raw_url and environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        # The embedded SQLite default is for local runs; in Lambda it would be a silent trap.
+        raise ConfigurationError(
+            "DATABASE_URL is not set (nor DATABASE_URL_PARAMETER or DATABASE_URL_SECRET_ID)"
+        )
     database_url = (
         normalize_database_url(raw_url) if raw_url else f"sqlite:///{DEFAULT_SQLITE_PATH}"
     )
@@ -179,8 +190,42 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
 
 
-@functools.cache
-def get_settings() -> Settings:
+class _SettingsCache:
     """The process's settings, loaded on first use (never at import, so a cold start fails loudly
-    in the first request's log rather than as an opaque import error)."""
-    return load_settings(os.environ)
+    in the first request's log rather than as an opaque import error).
+
+    Locally they are loaded once. When the secrets live in a store (see :mod:`todo_core.secrets`)
+    each call asks Powertools for them, which answers from memory until they are older than
+    ``SECRETS_MAX_AGE_SECONDS`` and then re-reads them; when a value has changed (a rotation),
+    a new Settings object is built, and the engine (:func:`todo_core.db.get_engine`) follows a
+    changed database URL.
+    """
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+        self._sources: list[SecretSource] | None = None
+        self._max_age = DEFAULT_MAX_AGE_SECONDS
+        self._secrets: dict[str, str] | None = None
+
+    def __call__(self) -> Settings:
+        if self._sources is None:
+            self._sources = secret_sources(os.environ)
+            self._max_age = max_age_seconds(os.environ)
+        if not self._sources:
+            if self._settings is None:
+                self._settings = load_settings(os.environ)
+            return self._settings
+        values = resolve_secrets(self._sources, max_age=self._max_age, previous=self._secrets)
+        if self._settings is None or values != self._secrets:
+            self._settings = load_settings({**os.environ, **values})
+            self._secrets = values
+        return self._settings
+
+    def cache_clear(self) -> None:
+        """Forget everything; the next call reads the environment again (tests use this)."""
+        self._settings = None
+        self._sources = None
+        self._secrets = None
+
+
+get_settings = _SettingsCache()

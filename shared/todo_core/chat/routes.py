@@ -10,6 +10,7 @@ from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, ErrorMessage, not_found
 from todo_core.chat import service
 from todo_core.chat.models import ChatRequest, ChatResponse, ConversationPage, MessagePage
 from todo_core.deps import SessionDep, UserId
+from todo_core.observability import CHAT_TURNS, count
 from todo_core.pagination import CursorQuery
 from todo_core.settings import get_settings
 from todo_core.tasks.models import MAX_ID
@@ -27,13 +28,15 @@ _CHAT_RESPONSES = {
 @router.post("/api/{user_id}/chat", response_model=ChatResponse, responses=_CHAT_RESPONSES)
 def chat(session: SessionDep, user_id: UserId, body: ChatRequest) -> ChatResponse:
     """Send a message; get the assistant's reply and the tool calls it made."""
-    return service.chat_turn(
+    response = service.chat_turn(
         session,
         user_id=user_id,
         conversation_id=body.conversation_id,
         message=body.message,
         settings=get_settings(),
     )
+    count(CHAT_TURNS)
+    return response
 
 
 @router.get("/api/{user_id}/conversations", response_model=ConversationPage)

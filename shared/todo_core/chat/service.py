@@ -6,7 +6,6 @@ instance can serve any turn of any conversation.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_
@@ -25,6 +24,7 @@ from todo_core.chat.models import (
 )
 from todo_core.chat.store import CONVERSATION_NOT_FOUND, chat_store_for
 from todo_core.errors import AppError, AssistantFailed, NotFound
+from todo_core.observability import ASSISTANT_ERRORS, count, logger
 from todo_core.pagination import (
     decode_cursor,
     encode_cursor,
@@ -32,8 +32,6 @@ from todo_core.pagination import (
     timestamp_key,
 )
 from todo_core.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 TITLE_WORDS_MAX = 60
 
@@ -79,6 +77,7 @@ def chat_turn(
         session.rollback()
         # Log the failure's type only: its message could quote the user's words.
         logger.error("assistant failed: %s", type(error).__name__)
+        count(ASSISTANT_ERRORS)
         raise AssistantFailed() from error
     store.finish_turn(
         session,

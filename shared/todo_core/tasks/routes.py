@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, not_found_response
 from todo_core.deps import SessionDep, TaskId, UserId
+from todo_core.observability import TASKS_CREATED, count
 from todo_core.tasks import service
 from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate
 
@@ -30,7 +31,9 @@ def list_tasks(
 @router.post("/api/{user_id}/tasks", response_model=TaskPublic, status_code=status.HTTP_201_CREATED)
 def create_task(session: SessionDep, user_id: UserId, body: TaskCreate) -> Task:
     """Create a pending task."""
-    return service.create_task(session, user_id=user_id, data=body)
+    task = service.create_task(session, user_id=user_id, data=body)
+    count(TASKS_CREATED)
+    return task
 
 
 @router.get("/api/{user_id}/tasks/{task_id}", response_model=TaskPublic, responses=_NOT_FOUND)

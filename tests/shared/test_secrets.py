@@ -1,0 +1,218 @@
+"""Secrets from SSM Parameter Store and Secrets Manager (moto), read through Powertools Parameters:
+first use, a missing parameter, a rotation, and no boto3 at all when the environment has them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+from devserver.mint_token import mint_token
+from devserver.server import Gateway
+from tests.api_client import ApiClient
+from tests.conftest import new_user_id
+from todo_core import secrets
+from todo_core.db import get_engine, reset_engine
+from todo_core.errors import ConfigurationError, ServiceUnavailable
+from todo_core.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_A = "a" * 40
+SECRET_B = "b" * 40
+DATABASE_PARAMETER = "/todo/test/database-url"
+AUTH_PARAMETER = "/todo/test/better-auth-secret"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A mocked AWS account, and an environment that names the secrets instead of holding them."""
+    for name in ("DATABASE_URL", "BETTER_AUTH_SECRET", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    parameters.clear_caches()
+    get_settings.cache_clear()
+    reset_engine()
+    with mock_aws():
+        yield
+    parameters.clear_caches()
+    get_settings.cache_clear()
+    reset_engine()
+
+
+def put_parameter(name: str, value: str) -> None:
+    boto3.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+def test_settings_secrets_from_ssm_securestring(
+    aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    put_parameter(DATABASE_PARAMETER, f"sqlite:///{tmp_path}/a.sqlite3")
+    put_parameter(AUTH_PARAMETER, SECRET_A)
+    monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
+    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+
+    settings = get_settings()
+
+    assert settings.database_url == f"sqlite:///{tmp_path}/a.sqlite3"
+    assert settings.better_auth_secret == SECRET_A
+    assert get_settings() is settings  # warm calls reuse it
+
+
+def test_settings_secrets_from_secrets_manager(
+    aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    client = boto3.client("secretsmanager")
+    client.create_secret(Name="todo/test/database-url", SecretString="postgresql://u:p@h/db")
+    arn = client.create_secret(Name="todo/test/auth", SecretString=SECRET_A)["ARN"]
+    monkeypatch.setenv("DATABASE_URL_SECRET_ID", "todo/test/database-url")
+    monkeypatch.setenv("BETTER_AUTH_SECRET_SECRET_ID", arn)
+
+    settings = get_settings()
+
+    assert settings.database_url == "postgresql+psycopg://u:p@h/db"
+    assert settings.better_auth_secret == SECRET_A
+
+
+def test_settings_missing_parameter_is_a_configuration_error_at_first_use(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_parameter(AUTH_PARAMETER, SECRET_A)
+    monkeypatch.setenv("DATABASE_URL_PARAMETER", "/todo/test/nope")
+    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+
+    with pytest.raises(ConfigurationError) as raised:
+        get_settings()
+
+    message = str(raised.value)
+    assert "DATABASE_URL_PARAMETER='/todo/test/nope'" in message
+    assert "ParameterNotFound" in message
+    assert SECRET_A not in message
+
+
+def test_handler_missing_parameter_is_a_json_500_that_names_it_in_the_log(
+    aws: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("DATABASE_URL_PARAMETER", "/todo/test/nope")
+    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+    gateway = Gateway(ROOT / "template.yaml")
+    try:
+        response = ApiClient(gateway).get("/health")
+    finally:
+        gateway.close()
+
+    assert response.status == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"detail": "Server misconfigured"}
+    assert "DATABASE_URL_PARAMETER='/todo/test/nope'" in caplog.text
+
+
+def test_settings_both_value_and_parameter_is_refused(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BETTER_AUTH_SECRET", SECRET_A)
+    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+
+    with pytest.raises(ConfigurationError, match="BETTER_AUTH_SECRET is set"):
+        get_settings()
+
+
+def test_settings_rotation_is_picked_up_after_max_age(
+    aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    put_parameter(DATABASE_PARAMETER, f"sqlite:///{tmp_path}/a.sqlite3")
+    put_parameter(AUTH_PARAMETER, SECRET_A)
+    monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
+    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+    monkeypatch.setenv("SECRETS_MAX_AGE_SECONDS", "1")
+    before, engine_before = get_settings(), get_engine()
+
+    put_parameter(DATABASE_PARAMETER, f"sqlite:///{tmp_path}/b.sqlite3")
+    put_parameter(AUTH_PARAMETER, SECRET_B)
+    assert get_settings() is before  # still cached: no call to AWS per request
+    time.sleep(1.1)
+    after = get_settings()
+
+    assert after.better_auth_secret == SECRET_B
+    assert after.database_url == f"sqlite:///{tmp_path}/b.sqlite3"
+    assert get_engine() is not engine_before
+    assert str(get_engine().url) == f"sqlite:///{tmp_path}/b.sqlite3"
+
+
+def test_settings_unreachable_store_keeps_the_warm_value(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = secrets.SecretSource("BETTER_AUTH_SECRET", "X_PARAMETER", "ssm", "/x")
+
+    def unavailable(source: secrets.SecretSource, *, max_age: int) -> str:
+        raise ServiceUnavailable()
+
+    monkeypatch.setattr(secrets, "fetch", unavailable)
+
+    kept = secrets.resolve_secrets([source], max_age=1, previous={"BETTER_AUTH_SECRET": SECRET_A})
+    assert kept == {"BETTER_AUTH_SECRET": SECRET_A}
+    with pytest.raises(ServiceUnavailable):
+        secrets.resolve_secrets([source], max_age=1, previous=None)
+
+
+def test_handler_rotated_auth_secret_verifies_new_tokens(
+    aws: None, monkeypatch: pytest.MonkeyPatch, app_url: str
+) -> None:
+    put_parameter(DATABASE_PARAMETER, app_url)
+    put_parameter(AUTH_PARAMETER, SECRET_A)
+    monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
+    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+    monkeypatch.setenv("SECRETS_MAX_AGE_SECONDS", "1")
+    user = new_user_id()
+    gateway = Gateway(ROOT / "template.yaml")
+    api = ApiClient(gateway)
+
+    def call(secret: str) -> int:
+        return api.get(f"/api/{user}/tasks", token=mint_token(user, secret=secret)).status
+
+    try:
+        assert (call(SECRET_A), call(SECRET_B)) == (200, 401)
+        put_parameter(AUTH_PARAMETER, SECRET_B)
+        time.sleep(1.1)
+        assert (call(SECRET_A), call(SECRET_B)) == (401, 200)
+    finally:
+        gateway.close()
+
+
+def test_functions_import_no_boto3_when_the_environment_has_the_secrets() -> None:
+    script = (
+        "import importlib.util, json, sys\n"
+        "spec = importlib.util.spec_from_file_location('app', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('boto3', 'botocore'))))\n"
+    )
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "shared"),
+        "DATABASE_URL": "postgresql://u@h/db",
+        "BETTER_AUTH_SECRET": SECRET_A,
+    }
+    for name in ("create_task", "list_tasks", "health"):
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(ROOT / "functions" / name / "app.py")],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        # Powertools itself imports botocore's bare package (for its user agent); the SDK's
+        # clients, sessions and boto3 stay unloaded.
+        assert json.loads(result.stdout) == ["botocore"], name
