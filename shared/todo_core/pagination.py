@@ -38,5 +38,9 @@ def timestamp_key(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+_LATEST_KEY = timestamp_key(datetime.max.replace(tzinfo=UTC))
+
+
 def from_timestamp_key(key: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=key)
+    """The timestamp of a key; a key past the year 9999 (never issued) means "the latest"."""
+    return _EPOCH + timedelta(microseconds=min(key, _LATEST_KEY))

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Strict, StringConstraints, field_validator
+from pydantic import BeforeValidator, ConfigDict, StringConstraints, field_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import (
     JSON,
@@ -111,12 +111,26 @@ def _document_message(schema: dict[str, Any]) -> None:
     schema["maxLength"] = get_settings().chat_max_message_chars
 
 
+def json_integer(value: Any) -> Any:
+    """What JSON Schema calls an integer: a number with no fractional part (``1`` or ``1.0``),
+    never a string or a boolean (which pydantic's lax mode would convert)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
 class ChatRequest(SQLModel):
     """One user turn. Without ``conversation_id`` a new conversation is started."""
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    conversation_id: Annotated[int, Strict(), PydanticField(ge=1, le=MAX_ID)] | None = None
+    conversation_id: (
+        Annotated[int, BeforeValidator(json_integer), PydanticField(ge=1, le=MAX_ID)] | None
+    ) = None
     message: Annotated[
         str,
         Trimmed,
