@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, event, exc
+from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, create_engine, event, exc
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
@@ -41,6 +42,10 @@ _LAST_USED = "todo_core.last_used"
 
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 """A 64-bit key; on SQLite an INTEGER PRIMARY KEY, the only type it auto-increments."""
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+"""A JSON document: JSONB on PostgreSQL, JSON text elsewhere."""
 
 
 def utc_now() -> datetime:

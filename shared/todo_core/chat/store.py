@@ -18,8 +18,8 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session, col
 
-from todo_core.chat.models import Conversation, JSONDocument, Message, Role
-from todo_core.db import utc_now
+from todo_core.chat.models import Conversation, Message, Role
+from todo_core.db import JSONDocument, utc_now
 from todo_core.errors import NotFound
 
 CONVERSATION_NOT_FOUND = "Conversation not found"

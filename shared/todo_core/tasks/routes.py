@@ -6,13 +6,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from todo_core.deps import SessionDep, TaskId, UserId
+from todo_core.deps import IdempotencyKeyHeader, SessionDep, TaskId, UserId
+from todo_core.settings import get_settings
 from todo_core.tasks import service
 from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate
 
 router = APIRouter(tags=["tasks"])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such task for this user"}}
+REPLAYED_HEADER = "Idempotent-Replayed"
+"""Set on a response that repeats the first response to an Idempotency-Key."""
+_KEYED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The first request with this Idempotency-Key is still in progress"},
+    422: {"description": "Invalid input, or the Idempotency-Key was used with another body"},
+}
 
 
 @router.get("/api/{user_id}/tasks", response_model=list[TaskPublic])
@@ -26,10 +33,33 @@ def list_tasks(
     return service.list_tasks(session, user_id=user_id, status=status, limit=limit)
 
 
-@router.post("/api/{user_id}/tasks", response_model=TaskPublic, status_code=status.HTTP_201_CREATED)
-def create_task(session: SessionDep, user_id: UserId, body: TaskCreate) -> Task:
-    """Create a pending task."""
-    return service.create_task(session, user_id=user_id, data=body)
+@router.post(
+    "/api/{user_id}/tasks",
+    response_model=TaskPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=_KEYED,
+)
+def create_task(
+    session: SessionDep,
+    user_id: UserId,
+    body: TaskCreate,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Task | TaskPublic:
+    """Create a pending task. With an Idempotency-Key, a retry gets the first response."""
+    if idempotency_key is None:
+        return service.create_task(session, user_id=user_id, data=body)
+    result = service.create_task_once(
+        session,
+        user_id=user_id,
+        data=body,
+        idempotency_key=idempotency_key,
+        ttl_seconds=get_settings().idempotency_key_ttl_seconds,
+    )
+    response.status_code = result.status_code
+    if result.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return TaskPublic.model_validate(result.body)
 
 
 @router.get("/api/{user_id}/tasks/{task_id}", response_model=TaskPublic, responses=_NOT_FOUND)
