@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import CHAR, BigInteger, Column, Index, delete, insert, select
+from sqlalchemy import CHAR, BigInteger, Column, Index, delete, insert, select, update
 from sqlmodel import Field, Session, SQLModel, col
 
 from todo_core.db import JSONDocument, UTCDateTime
@@ -73,10 +73,19 @@ class KeyClaim:
     request_hash: str
     now: datetime
     expires_at: datetime
+    locked_until: datetime | None = None
+    """Set while the request works after storing its effect (a chat turn's assistant)."""
 
     @classmethod
     def for_request(
-        cls, *, user_id: str, key: str, request_hash: str, now: datetime, ttl_seconds: int
+        cls,
+        *,
+        user_id: str,
+        key: str,
+        request_hash: str,
+        now: datetime,
+        ttl_seconds: int,
+        lease_seconds: float | None = None,
     ) -> KeyClaim:
         return cls(
             user_id=user_id,
@@ -84,6 +93,7 @@ class KeyClaim:
             request_hash=request_hash,
             now=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
+            locked_until=None if lease_seconds is None else now + timedelta(seconds=lease_seconds),
         )
 
     def sql_parameters(self) -> dict[str, Any]:
@@ -94,6 +104,7 @@ class KeyClaim:
             "request_hash": self.request_hash,
             "now": self.now,
             "expires_at": self.expires_at,
+            "locked_until": self.locked_until,
         }
 
 
@@ -133,7 +144,8 @@ def require_same_request(stored: StoredKey, request_hash: str) -> None:
 PG_CLAIM_INPUT = """
     CAST(:user_id AS varchar) AS user_id, CAST(:key AS varchar) AS key,
     CAST(:request_hash AS char(64)) AS request_hash, CAST(:now AS timestamptz) AS now,
-    CAST(:expires_at AS timestamptz) AS expires_at"""
+    CAST(:expires_at AS timestamptz) AS expires_at,
+    CAST(:locked_until AS timestamptz) AS locked_until"""
 """Columns of the statement's ``input`` CTE that the claim and the purge read."""
 
 
@@ -238,3 +250,17 @@ def insert_key(
             expires_at=claim.expires_at,
         )
     )
+
+
+def release_lease(session: Session, *, user_id: str, key: str, now: datetime) -> None:
+    """End an unanswered request's lease at once (its work failed): a retry may take over."""
+    session.execute(
+        update(IdempotencyKey)
+        .where(
+            col(IdempotencyKey.user_id) == user_id,
+            col(IdempotencyKey.key) == key,
+            col(IdempotencyKey.response).is_(None),
+        )
+        .values(locked_until=now)
+    )
+    session.commit()

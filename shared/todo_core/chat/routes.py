@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from todo_core.chat import service
 from todo_core.chat.models import ChatRequest, ChatResponse, ConversationPage, MessagePage
-from todo_core.deps import MAX_BIGINT, SessionDep, UserId
+from todo_core.deps import MAX_BIGINT, IdempotencyKeyHeader, SessionDep, UserId
 from todo_core.pagination import IdCursor, TimeCursor
 from todo_core.settings import get_settings
 
@@ -16,17 +16,30 @@ router = APIRouter(tags=["chat"])
 
 ConversationId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The conversation's id.")]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such conversation"}}
+_CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {"description": "The first request with this Idempotency-Key is still in progress"},
+    422: {"description": "Invalid input, or the Idempotency-Key was used with another body"},
+    502: {"description": "The assistant failed; the message is stored; retry (same key)"},
+}
 
 
-@router.post("/api/{user_id}/chat", response_model=ChatResponse, responses=_NOT_FOUND)
-def chat(session: SessionDep, user_id: UserId, body: ChatRequest) -> ChatResponse:
-    """Send a message; get the assistant's reply and the tool calls it made."""
+@router.post("/api/{user_id}/chat", response_model=ChatResponse, responses=_CHAT_RESPONSES)
+def chat(
+    session: SessionDep,
+    user_id: UserId,
+    body: ChatRequest,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> ChatResponse:
+    """Send a message; get the assistant's reply and the tool calls it made. With an
+    Idempotency-Key, a retry gets the same reply and the message is stored once."""
     return service.chat_turn(
         session,
         user_id=user_id,
         conversation_id=body.conversation_id,
         message=body.message,
         settings=get_settings(),
+        idempotency_key=idempotency_key,
     )
 
 
