@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import CHAR, BigInteger, Column, Index, delete, insert, select, update
+from sqlalchemy import CHAR, JSON, BigInteger, Column, Index, delete, insert, select, update
 from sqlmodel import Field, Session, SQLModel, col
 
-from todo_core.db import JSONDocument, UTCDateTime
+from todo_core.db import UTCDateTime
 from todo_core.errors import IdempotencyKeyReused
 from todo_core.tasks.models import USER_ID_MAX
 
@@ -43,9 +43,9 @@ class IdempotencyKey(SQLModel, table=True):
     key: str = Field(max_length=KEY_MAX, primary_key=True)
     request_hash: str = Field(sa_column=Column(CHAR(64), nullable=False))
     status_code: int | None = Field(default=None)
-    response: dict[str, Any] | None = Field(
-        default=None, sa_column=Column(JSONDocument, nullable=True)
-    )
+    # json, not jsonb: jsonb reorders object keys, and a replay must be byte for byte the first
+    # response. Nothing ever queries inside it.
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # A chat turn's question, so that a retry answers it instead of asking it again.
     conversation_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     user_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

@@ -9,14 +9,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
@@ -26,7 +23,8 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("request_hash", sa.CHAR(length=64), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
-        sa.Column("response", JSON_DOCUMENT, nullable=True),
+        # json, not jsonb: the first response's key order is kept for byte-identical replays.
+        sa.Column("response", sa.JSON(), nullable=True),
         sa.Column("conversation_id", sa.BigInteger(), nullable=True),
         sa.Column("user_message_id", sa.BigInteger(), nullable=True),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, exc, func, insert, select, text, update
+from sqlalchemy import JSON, bindparam, exc, func, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session, col
 
@@ -183,15 +183,13 @@ touched AS (
 ),
 answered AS (  -- the turn's Idempotency-Key, if it has one, gets the response
     UPDATE idempotency_key AS k
-    SET status_code = 200, response = CAST(:response AS jsonb), locked_until = NULL
+    SET status_code = 200, response = CAST(:response AS json), locked_until = NULL
     FROM input, stored
     WHERE k.user_id = input.user_id AND k.key = CAST(:key AS varchar)
       AND k.user_message_id = input.reply_to_id
 )
 SELECT id FROM stored
-""").bindparams(
-    bindparam("tool_calls", type_=JSONDocument), bindparam("response", type_=JSONDocument)
-)
+""").bindparams(bindparam("tool_calls", type_=JSONDocument), bindparam("response", type_=JSON))
 
 # Keyed variants: the message's (and a new conversation's) ids are drawn first, so the key's
 # claim can record them and the inserts read from the claim: no claim, nothing stored.

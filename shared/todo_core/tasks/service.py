@@ -72,7 +72,7 @@ def create_task(session: Session, *, user_id: str, data: TaskCreate) -> Task:
 _PG_CLAIM_TASK = pg_claim_cte(
     source="input, new_task",
     status_code=str(CREATED),
-    response="""jsonb_build_object(
+    response="""json_build_object(
         'id', new_task.id, 'user_id', input.user_id, 'title', input.title,
         'description', input.description, 'completed', FALSE,
         'created_at', input.now, 'updated_at', input.now)""",
