@@ -13,8 +13,7 @@ import psycopg
 import pytest
 
 from tests.api_client import ApiClient, Response
-from tests.devserver_process import running_server
-from tests.functions.test_create_task_idempotency import _post
+from tests.devserver_process import post_raw, running_server
 from todo_core.chat import assistant as assistant_module
 from todo_core.chat import service as chat_service
 from todo_core.chat.assistant import AssistantReply
@@ -270,7 +269,11 @@ def test_chat_racing_retries_across_instances_store_one_turn(
         for n in range(rounds):
             futures = [
                 pool.submit(
-                    _post, f"{base}/api/{alice}/chat", token, f"race-{n}", {"message": f"add t{n}"}
+                    post_raw,
+                    f"{base}/api/{alice}/chat",
+                    token=token,
+                    key=f"race-{n}",
+                    body={"message": f"add t{n}"},
                 )
                 for base in three_instances * 2
             ]

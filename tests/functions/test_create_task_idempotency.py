@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -12,7 +11,7 @@ import psycopg
 import pytest
 
 from tests.api_client import ApiClient, Response
-from tests.devserver_process import running_server
+from tests.devserver_process import post_raw, running_server
 from todo_core.api import create_app
 from todo_core.tasks.routes import router
 
@@ -214,21 +213,6 @@ def three_instances(
         ]
 
 
-def _post(url: str, token: str, key: str, body: object) -> tuple[int, bytes]:
-    from urllib.error import HTTPError  # noqa: PLC0415
-    from urllib.request import Request, urlopen  # noqa: PLC0415
-
-    request = Request(url, data=json.dumps(body).encode(), method="POST")  # noqa: S310
-    request.add_header("Authorization", f"Bearer {token}")
-    request.add_header("Content-Type", "application/json")
-    request.add_header("Idempotency-Key", key)
-    try:
-        with urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, response.read()
-    except HTTPError as error:
-        return error.code, error.read()
-
-
 def test_create_task_racing_retries_across_instances_store_one_task(
     three_instances: list[str], alice: str, token_for: Callable[..., str], direct_url: str
 ) -> None:
@@ -238,7 +222,11 @@ def test_create_task_racing_retries_across_instances_store_one_task(
         for n in range(rounds):
             futures = [
                 pool.submit(
-                    _post, f"{base}/api/{alice}/tasks", token, f"race-{n}", {"title": f"t{n}"}
+                    post_raw,
+                    f"{base}/api/{alice}/tasks",
+                    token=token,
+                    key=f"race-{n}",
+                    body={"title": f"t{n}"},
                 )
                 for base in three_instances * 2
             ]
