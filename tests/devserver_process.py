@@ -60,3 +60,16 @@ def call(
     except HTTPError as error:
         raw = error.read()
         return error.code, _lower(error.headers), json.loads(raw) if raw else None
+
+
+def post_raw(url: str, *, token: str, body: object, key: str) -> tuple[int, bytes]:
+    """POST JSON with an Idempotency-Key; the status and the body's exact bytes."""
+    request = Request(url, data=json.dumps(body).encode(), method="POST")  # noqa: S310
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Idempotency-Key", key)
+    try:
+        with urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, response.read()
+    except HTTPError as error:
+        return error.code, error.read()

@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, event, exc
+from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, create_engine, event, exc
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
@@ -40,6 +41,10 @@ _LAST_USED = "todo_core.last_used"
 
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 """A 64-bit key; on SQLite an INTEGER PRIMARY KEY, the only type it auto-increments."""
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+"""A JSON document: JSONB on PostgreSQL, JSON text elsewhere."""
 
 
 def utc_now() -> datetime:

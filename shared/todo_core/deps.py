@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Header, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from todo_core.auth import verify_token
 from todo_core.db import open_session
 from todo_core.errors import NotAuthenticated, PermissionDenied
+from todo_core.idempotency import KEY_MAX, KEY_PATTERN
 from todo_core.tasks.models import MAX_ID, USER_ID_MAX, USER_ID_PATTERN
 
 _bearer = HTTPBearer(auto_error=False, description="A Better Auth JWT (or an HS256 token).")
@@ -32,3 +33,18 @@ def authorized_user_id(
 SessionDep = Annotated[Session, Depends(open_session)]
 UserId = Annotated[str, Depends(authorized_user_id)]
 TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id.")]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=KEY_MAX,
+        pattern=KEY_PATTERN,
+        description=(
+            "Makes the request safe to retry: a retry with the same key and body gets the first"
+            " response and stores nothing new. 1..255 printable ASCII characters, e.g. a UUID;"
+            " scoped to the user, kept for 24 hours (IDEMPOTENCY_KEY_TTL_SECONDS)."
+        ),
+    ),
+]
+"""The optional ``Idempotency-Key`` request header."""

@@ -49,6 +49,20 @@ class NotFound(AppError):
     default_detail = "Not found"
 
 
+class IdempotencyKeyReused(AppError):
+    """The Idempotency-Key was already used, by this user, for a different request."""
+
+    status_code = 422
+    default_detail = "Idempotency-Key was already used with a different request"
+
+
+class IdempotencyKeyInProgress(AppError):
+    """The first request with this Idempotency-Key is still running; retry a little later."""
+
+    status_code = 409
+    default_detail = "A request with this Idempotency-Key is still in progress"
+
+
 class PayloadTooLarge(AppError):
     status_code = 413
     default_detail = "Request body too large"

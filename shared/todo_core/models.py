@@ -1,6 +1,7 @@
 """Every table model, imported in one place for the migrations' metadata."""
 
 from todo_core.chat.models import Conversation, Message
+from todo_core.idempotency import IdempotencyKey
 from todo_core.tasks.models import Task
 
-__all__ = ["Conversation", "Message", "Task"]
+__all__ = ["Conversation", "IdempotencyKey", "Message", "Task"]

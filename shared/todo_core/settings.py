@@ -41,6 +41,7 @@ class Settings:
     chat_max_message_chars: int = 4000
     chat_history_window: int = 20
     chat_assistant: str = "builtin"
+    idempotency_key_ttl_seconds: int = 24 * 60 * 60
     # Better Auth's JWKS mode: all four are set together, or none (see load_settings).
     better_auth_url: str | None = None
     better_auth_jwks_url: str | None = None
@@ -176,6 +177,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         chat_max_message_chars=_int(environ, "CHAT_MAX_MESSAGE_CHARS", 4000),
         chat_history_window=_int(environ, "CHAT_HISTORY_WINDOW", 20),
         chat_assistant=environ.get("CHAT_ASSISTANT", "").strip() or "builtin",
+        # At least a minute: a key must outlive every retry of the request it guards.
+        idempotency_key_ttl_seconds=_int(
+            environ, "IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 60 * 60, minimum=60
+        ),
         better_auth_url=base_url,
         better_auth_jwks_url=jwks_url,
         better_auth_issuer=issuer,

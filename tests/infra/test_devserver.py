@@ -9,7 +9,7 @@ from urllib.request import urlopen
 from devserver.local_defaults import LOCAL_DEV_SECRET
 from devserver.mint_token import mint_token
 from devserver.template import read_routes
-from tests.devserver_process import call, running_server
+from tests.devserver_process import call, post_raw, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,6 +73,25 @@ def test_devserver_default_embedded_sqlite_needs_no_setup(tmp_path: Path) -> Non
         _curl_session(base, token, "alice")
         _chat_session(base, token, "alice")
     assert (tmp_path / ".local" / "todo.sqlite3").is_file()
+
+
+def test_devserver_sqlite_replays_keyed_requests(tmp_path: Path) -> None:
+    """The portable (SQLite) path of Idempotency-Key: a retry replays, stores nothing new."""
+    env = {"DATABASE_URL": "", "BETTER_AUTH_SECRET": ""}
+    with running_server(env, tmp_path) as base:
+        token = mint_token("alice", secret=LOCAL_DEV_SECRET)
+        tasks, chat = f"{base}/api/alice/tasks", f"{base}/api/alice/chat"
+        first = post_raw(tasks, token=token, key="k1", body={"title": "Milk"})
+        assert first[0] == 201
+        assert post_raw(tasks, token=token, key="k1", body={"title": "Milk"}) == first
+        assert post_raw(tasks, token=token, key="k1", body={"title": "Bread"})[0] == 422
+        turn = post_raw(chat, token=token, key="k2", body={"message": "add eggs"})
+        assert turn[0] == 200
+        assert post_raw(chat, token=token, key="k2", body={"message": "add eggs"}) == turn
+        status, _, listed = call("GET", tasks, token=token)
+        assert (status, sorted(t["title"] for t in listed)) == (200, ["Milk", "eggs"])  # type: ignore[union-attr]
+        status, _, page = call("GET", f"{base}/api/alice/conversations", token=token)
+        assert len(page["items"]) == 1  # type: ignore[index]
 
 
 def test_devserver_openapi_documents_every_template_route(

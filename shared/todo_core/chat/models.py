@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, ConfigDict, StringConstraints, field_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import (
-    JSON,
     BigInteger,
     CheckConstraint,
     Column,
@@ -25,10 +24,9 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from todo_core.db import BigIntId, UTCDateTime, utc_now
+from todo_core.db import BigIntId, JSONDocument, UTCDateTime, utc_now
 from todo_core.settings import get_settings
 from todo_core.tasks.models import MAX_ID, USER_ID_MAX
 from todo_core.text import NON_BLANK_TEXT_PATTERN, StorableText, Trimmed
@@ -37,8 +35,6 @@ TITLE_MAX = 200
 
 TURN_KEY_SQL = "coalesce(reply_to_id, id)"
 """The turn a message belongs to: its own id for a user message, the question's for a reply."""
-
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Role(StrEnum):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, ErrorMessage, not_found_response
 from todo_core.chat import service
 from todo_core.chat.models import ChatRequest, ChatResponse, ConversationPage, MessagePage
-from todo_core.deps import SessionDep, UserId
+from todo_core.deps import IdempotencyKeyHeader, SessionDep, UserId
 from todo_core.observability import CHAT_TURNS, count
 from todo_core.pagination import CursorQuery
 from todo_core.settings import get_settings
@@ -21,19 +21,33 @@ ConversationId = Annotated[int, Path(ge=1, le=MAX_ID, description="The conversat
 _NOT_FOUND = not_found_response("conversation")
 _CHAT_RESPONSES = {
     **_NOT_FOUND,
-    502: {"model": ErrorMessage, "description": "The assistant failed; the message is stored"},
+    409: {
+        "model": ErrorMessage,
+        "description": "The first request with this Idempotency-Key is still in progress",
+    },
+    502: {
+        "model": ErrorMessage,
+        "description": "The assistant failed; the message is stored; retry (same key)",
+    },
 }
 
 
 @router.post("/api/{user_id}/chat", response_model=ChatResponse, responses=_CHAT_RESPONSES)
-def chat(session: SessionDep, user_id: UserId, body: ChatRequest) -> ChatResponse:
-    """Send a message; get the assistant's reply and the tool calls it made."""
+def chat(
+    session: SessionDep,
+    user_id: UserId,
+    body: ChatRequest,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> ChatResponse:
+    """Send a message; get the assistant's reply and the tool calls it made. With an
+    Idempotency-Key, a retry gets the same reply and the message is stored once."""
     response = service.chat_turn(
         session,
         user_id=user_id,
         conversation_id=body.conversation_id,
         message=body.message,
         settings=get_settings(),
+        idempotency_key=idempotency_key,
     )
     count(CHAT_TURNS)
     return response

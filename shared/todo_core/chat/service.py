@@ -6,6 +6,8 @@ instance can serve any turn of any conversation.
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_
@@ -14,6 +16,7 @@ from sqlmodel import Session, col
 from todo_core.chat.assistant import create_assistant
 from todo_core.chat.models import (
     TITLE_MAX,
+    ChatRequest,
     ChatResponse,
     Conversation,
     ConversationPage,
@@ -22,8 +25,17 @@ from todo_core.chat.models import (
     MessagePage,
     MessagePublic,
 )
-from todo_core.chat.store import CONVERSATION_NOT_FOUND, chat_store_for
-from todo_core.errors import AppError, AssistantFailed, NotFound
+from todo_core.chat.store import CONVERSATION_NOT_FOUND, ChatStore, OpenedTurn, chat_store_for
+from todo_core.db import utc_now
+from todo_core.errors import AppError, AssistantFailed, IdempotencyKeyInProgress, NotFound
+from todo_core.idempotency import (
+    KeyClaim,
+    KeyNotClaimed,
+    read_key,
+    release_lease,
+    request_fingerprint,
+    require_same_request,
+)
 from todo_core.observability import ASSISTANT_ERRORS, count, logger
 from todo_core.pagination import (
     decode_cursor,
@@ -34,6 +46,13 @@ from todo_core.pagination import (
 from todo_core.settings import Settings
 
 TITLE_WORDS_MAX = 60
+CHAT_ROUTE = "/api/{user_id}/chat"
+TURN_LEASE_SECONDS = 30.0
+"""How long a keyed turn holds its key while the assistant works: longer than the function's
+10-second timeout, so a live attempt is never overtaken; a crashed one is, after this long."""
+IN_PROGRESS_WAIT_SECONDS = 5.0
+"""How long a retry waits for the first attempt to finish before answering 409."""
+IN_PROGRESS_POLL_SECONDS = 0.1
 
 
 def title_from_message(message: str) -> str:
@@ -52,48 +71,157 @@ def chat_turn(
     conversation_id: int | None,
     message: str,
     settings: Settings,
+    idempotency_key: str | None = None,
 ) -> ChatResponse:
     """One turn: store the user's message, ask the assistant, store its reply, return it.
 
     The user's message is committed before the assistant runs and survives its failure; no
     transaction stays open while the assistant works; the reply is linked to the message it
     answers, so concurrent turns of one conversation never mix up their replies.
+
+    With ``idempotency_key``, a retry of the same turn stores no second message: it gets the
+    first attempt's reply, waits a little for it (then IdempotencyKeyInProgress), or, if that
+    attempt failed or vanished, answers the stored message itself.
     """
     store = chat_store_for(session)
-    turn = store.open_turn(
-        session,
-        user_id=user_id,
-        conversation_id=conversation_id,
-        content=message,
-        title=title_from_message(message),
-        window=settings.chat_history_window,
+    claim = None
+    if idempotency_key is not None:
+        claim = KeyClaim.for_request(
+            user_id=user_id,
+            key=idempotency_key,
+            request_hash=request_fingerprint(
+                "POST",
+                CHAT_ROUTE,
+                ChatRequest.model_construct(conversation_id=conversation_id, message=message),
+            ),
+            now=utc_now(),
+            ttl_seconds=settings.idempotency_key_ttl_seconds,
+            lease_seconds=TURN_LEASE_SECONDS,
+        )
+    try:
+        turn = store.open_turn(
+            session,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            content=message,
+            title=title_from_message(message),
+            window=settings.chat_history_window,
+            claim=claim,
+        )
+    except KeyNotClaimed:
+        assert claim is not None  # noqa: S101  (only a keyed turn claims)
+        return _retry_turn(
+            session,
+            store,
+            claim=claim,
+            conversation_id=conversation_id,
+            message=message,
+            settings=settings,
+        )
+    return _answer(
+        session, store, turn, user_id=user_id, message=message, settings=settings, claim=claim
     )
+
+
+def _answer(
+    session: Session,
+    store: ChatStore,
+    turn: OpenedTurn,
+    *,
+    user_id: str,
+    message: str,
+    settings: Settings,
+    claim: KeyClaim | None,
+) -> ChatResponse:
+    """Ask the assistant about the stored question and store its reply."""
     assistant = create_assistant(settings.chat_assistant, session=session, user_id=user_id)
     try:
         reply = assistant.reply(turn.history, message, user_id=user_id)
-    except AppError:
-        raise
     except Exception as error:
         session.rollback()
+        if claim is not None:
+            release_lease(session, user_id=claim.user_id, key=claim.key, now=utc_now())
+        if isinstance(error, AppError):
+            raise
         # Log the failure's type only: its message could quote the user's words.
         logger.error("assistant failed: %s", type(error).__name__)
         count(ASSISTANT_ERRORS)
         raise AssistantFailed() from error
-    store.finish_turn(
-        session,
-        user_id=user_id,
-        conversation_id=turn.conversation_id,
-        reply_to_id=turn.user_message_id,
-        content=reply.text,
-        tool_calls=reply.tool_calls,
-    )
-    return ChatResponse.model_validate(
+    response = ChatResponse.model_validate(
         {
             "conversation_id": turn.conversation_id,
             "response": reply.text,
             "tool_calls": reply.tool_calls,
         }
     )
+    try:
+        store.finish_turn(
+            session,
+            user_id=user_id,
+            conversation_id=turn.conversation_id,
+            reply_to_id=turn.user_message_id,
+            content=reply.text,
+            tool_calls=reply.tool_calls,
+            claim=claim,
+            response=response.model_dump(mode="json") if claim is not None else None,
+        )
+    except KeyNotClaimed:
+        assert claim is not None  # noqa: S101
+        # An attempt that overtook this one answered first: its response is the one.
+        stored = read_key(session, user_id=claim.user_id, key=claim.key, now=utc_now())
+        if stored is None or stored.response is None:
+            raise IdempotencyKeyInProgress() from None
+        return ChatResponse.model_validate(stored.response)
+    return response
+
+
+def _retry_turn(
+    session: Session,
+    store: ChatStore,
+    *,
+    claim: KeyClaim,
+    conversation_id: int | None,
+    message: str,
+    settings: Settings,
+) -> ChatResponse:
+    """A turn whose key is already held: replay, wait, or take over the unanswered question.
+    Each look at the key is one small SELECT by primary key."""
+    deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
+    while True:
+        now = utc_now()
+        stored = read_key(session, user_id=claim.user_id, key=claim.key, now=now)
+        if stored is None:
+            if conversation_id is not None:
+                # The claim failed for want of the conversation, not because of the key.
+                raise NotFound(CONVERSATION_NOT_FOUND)
+            raise IdempotencyKeyInProgress()  # held a moment ago, expired since: retry
+        require_same_request(stored, claim.request_hash)
+        if stored.response is not None:
+            return ChatResponse.model_validate(stored.response)
+        if stored.locked_until is not None and stored.locked_until > now:
+            if time.monotonic() >= deadline:
+                raise IdempotencyKeyInProgress()
+            time.sleep(IN_PROGRESS_POLL_SECONDS)
+            continue
+        turn = store.take_over(
+            session,
+            user_id=claim.user_id,
+            key=claim.key,
+            now=now,
+            lease_until=now + timedelta(seconds=TURN_LEASE_SECONDS),
+            window=settings.chat_history_window,
+        )
+        if turn is not None:
+            return _answer(
+                session,
+                store,
+                turn,
+                user_id=claim.user_id,
+                message=message,
+                settings=settings,
+                claim=claim,
+            )
+        # Another retry took it over first: wait for its answer like any other.
 
 
 def list_conversations(

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, not_found_response
-from todo_core.deps import SessionDep, TaskId, UserId
+from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, ErrorMessage, not_found_response
+from todo_core.deps import IdempotencyKeyHeader, SessionDep, TaskId, UserId
 from todo_core.observability import TASKS_CREATED, count
+from todo_core.settings import get_settings
 from todo_core.tasks import service
 from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate
 
 router = APIRouter(tags=["tasks"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 
 _NOT_FOUND = not_found_response("task")
+REPLAYED_HEADER = "Idempotent-Replayed"
+"""Set on a response that repeats the first response to an Idempotency-Key."""
+_KEYED: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorMessage,
+        "description": "The first request with this Idempotency-Key is still in progress",
+    },
+}
 
 
 @router.get("/api/{user_id}/tasks", response_model=list[TaskPublic])
@@ -28,12 +37,37 @@ def list_tasks(
     return service.list_tasks(session, user_id=user_id, status=status, limit=limit)
 
 
-@router.post("/api/{user_id}/tasks", response_model=TaskPublic, status_code=status.HTTP_201_CREATED)
-def create_task(session: SessionDep, user_id: UserId, body: TaskCreate) -> Task:
-    """Create a pending task."""
-    task = service.create_task(session, user_id=user_id, data=body)
-    count(TASKS_CREATED)
-    return task
+@router.post(
+    "/api/{user_id}/tasks",
+    response_model=TaskPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=_KEYED,
+)
+def create_task(
+    session: SessionDep,
+    user_id: UserId,
+    body: TaskCreate,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Task | TaskPublic:
+    """Create a pending task. With an Idempotency-Key, a retry gets the first response."""
+    if idempotency_key is None:
+        task = service.create_task(session, user_id=user_id, data=body)
+        count(TASKS_CREATED)
+        return task
+    result = service.create_task_once(
+        session,
+        user_id=user_id,
+        data=body,
+        idempotency_key=idempotency_key,
+        ttl_seconds=get_settings().idempotency_key_ttl_seconds,
+    )
+    response.status_code = result.status_code
+    if result.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    else:
+        count(TASKS_CREATED)
+    return TaskPublic.model_validate(result.body)
 
 
 @router.get("/api/{user_id}/tasks/{task_id}", response_model=TaskPublic, responses=_NOT_FOUND)
