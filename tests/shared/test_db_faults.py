@@ -1,0 +1,221 @@
+"""Database faults, through the real handlers: an unreachable database is a quick 503 and the
+function recovers by itself; a connection dropped between invocations (killed backend, pooler
+restart, network cut) is replaced transparently; a statement that runs too long is a 503; a
+failure in the middle of a chat turn never leaves a reply without its question."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.api_client import ApiClient, Response
+from tests.conftest import PGBOUNCER_PORT
+from tests.tcp_proxy import FaultyProxy
+from todo_core.chat import assistant as assistant_module
+from todo_core.chat.assistant import AssistantReply
+from todo_core.chat.tools import TaskTools
+from todo_core.db import get_engine, reset_engine
+from todo_core.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def functions_using(url: str) -> Iterator[None]:
+    """Point the functions at ``url`` (as a new deployment would), then back."""
+    saved = os.environ["DATABASE_URL"]
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    reset_engine()
+    try:
+        yield
+    finally:
+        os.environ["DATABASE_URL"] = saved
+        get_settings.cache_clear()
+        reset_engine()
+
+
+@pytest.fixture
+def proxy(database_name: str) -> Iterator[FaultyProxy]:
+    faulty = FaultyProxy(("127.0.0.1", 5432))
+    with functions_using(f"postgresql://postgres@127.0.0.1:{faulty.port}/{database_name}"):
+        yield faulty
+    faulty.close()
+
+
+def _backend_pid() -> int:
+    with get_engine().connect() as connection:
+        pid: int = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    return pid
+
+
+def _is_json_503(response: Response) -> bool:
+    return (
+        response.status == 503
+        and response.headers["content-type"] == "application/json"
+        and "detail" in response.json()
+        and "retry-after" in response.headers
+    )
+
+
+def test_db_fault_refused_is_503_at_once_and_recovers(
+    api: ApiClient, proxy: FaultyProxy, alice: str, token_for: Callable[..., str]
+) -> None:
+    assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+    proxy.mode = "refuse"
+    proxy.sever()
+    started = time.monotonic()
+    response = api.get(f"/api/{alice}/tasks", token=token_for(alice))
+    assert _is_json_503(response), response.body
+    assert time.monotonic() - started < 3
+    proxy.mode = "up"
+    assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+
+
+def test_db_fault_unreachable_is_503_within_3_seconds_and_recovers(
+    api: ApiClient, proxy: FaultyProxy, alice: str, token_for: Callable[..., str]
+) -> None:
+    proxy.mode = "blackhole"
+    proxy.sever()
+    started = time.monotonic()
+    response = api.post(f"/api/{alice}/tasks", token=token_for(alice), json_body={"title": "x"})
+    elapsed = time.monotonic() - started
+    assert _is_json_503(response), response.body
+    assert elapsed < 3, elapsed
+    proxy.mode = "up"
+    created = api.post(f"/api/{alice}/tasks", token=token_for(alice), json_body={"title": "x"})
+    assert created.status == 201
+    titles = [t["title"] for t in api.get(f"/api/{alice}/tasks", token=token_for(alice)).json()]
+    assert titles == ["x"]  # the failed attempt stored nothing
+
+
+def test_db_fault_network_cut_between_invocations_is_transparent(
+    api: ApiClient, proxy: FaultyProxy, alice: str, token_for: Callable[..., str]
+) -> None:
+    assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+    proxy.sever()  # the pooled connection is dead; the server is still there
+    assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+
+
+def test_db_fault_terminated_backend_is_replaced_transparently(
+    api: ApiClient, direct_url: str, alice: str, token_for: Callable[..., str]
+) -> None:
+    with functions_using(direct_url):
+        assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+        first = _backend_pid()
+        with psycopg.connect(direct_url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone() == (True,)
+        time.sleep(0.2)
+        assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+        assert _backend_pid() != first
+
+
+def _pgbouncer_url(database_name: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:{PGBOUNCER_PORT}/{database_name}"
+
+
+def test_db_fault_pgbouncer_server_connections_killed_is_transparent(
+    api: ApiClient, database_name: str, direct_url: str, alice: str, token_for: Callable[..., str]
+) -> None:
+    with functions_using(_pgbouncer_url(database_name)):
+        assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+        with psycopg.connect(direct_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database_name,),
+            ).fetchone()
+        assert killed is not None
+        assert killed[0] >= 1
+        time.sleep(0.2)
+        for _ in range(3):
+            assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+
+
+def test_db_fault_pgbouncer_restart_is_transparent(
+    api: ApiClient, database_name: str, alice: str, token_for: Callable[..., str]
+) -> None:
+    with functions_using(_pgbouncer_url(database_name)):
+        assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+        subprocess.run(["bash", str(ROOT / "infra/pgbouncer/stop.sh")], check=True)
+        time.sleep(0.5)
+        subprocess.run(
+            ["bash", str(ROOT / "infra/pgbouncer/start.sh")], check=True, capture_output=True
+        )
+        assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+
+
+def test_db_fault_statement_timeout_is_503_not_a_hang(
+    api: ApiClient,
+    direct_url: str,
+    alice: str,
+    token_for: Callable[..., str],
+    make_task: Callable[..., dict[str, Any]],
+) -> None:
+    task = make_task(alice, "locked")
+    with psycopg.connect(direct_url) as locker:
+        # Another session holds the row: the update waits until the database's statement
+        # timeout (migration 0003, 5 s) cancels it.
+        locker.execute("SELECT id FROM task WHERE id = %s FOR UPDATE", (task["id"],))
+        started = time.monotonic()
+        response = api.put(
+            f"/api/{alice}/tasks/{task['id']}", token=token_for(alice), json_body={"title": "y"}
+        )
+        elapsed = time.monotonic() - started
+        locker.rollback()
+    assert _is_json_503(response), response.body
+    assert 4 < elapsed < 9, elapsed
+    unchanged = api.get(f"/api/{alice}/tasks/{task['id']}", token=token_for(alice)).json()
+    assert unchanged["title"] == "locked"
+
+
+class _AssistantThatLosesTheDatabase:
+    def __init__(self, proxy: FaultyProxy) -> None:
+        self.proxy = proxy
+
+    def reply(self, history: object, message: str, *, user_id: str) -> AssistantReply:
+        self.proxy.mode = "refuse"
+        self.proxy.sever()
+        return AssistantReply("this reply can never be stored")
+
+
+def test_db_fault_mid_turn_leaves_the_question_alone(
+    api: ApiClient,
+    proxy: FaultyProxy,
+    direct_url: str,
+    alice: str,
+    send_chat: Callable[..., Response],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conversation = send_chat(alice, "add buy milk").json()["conversation_id"]
+
+    def factory(tools: TaskTools) -> _AssistantThatLosesTheDatabase:
+        return _AssistantThatLosesTheDatabase(proxy)
+
+    with monkeypatch.context() as patch:
+        patch.setitem(assistant_module.ASSISTANTS, "builtin", factory)
+        response = send_chat(alice, "list my tasks", conversation)
+    assert _is_json_503(response), response.body
+    proxy.mode = "up"
+    with psycopg.connect(direct_url) as connection:
+        rows = connection.execute(
+            "SELECT role, content, reply_to_id IS NOT NULL FROM message"
+            " WHERE conversation_id = %s ORDER BY coalesce(reply_to_id, id), id",
+            (conversation,),
+        ).fetchall()
+    assert [(role, content) for role, content, _ in rows] == [
+        ("user", "add buy milk"),
+        ("assistant", rows[1][1]),
+        ("user", "list my tasks"),
+    ]
+    # The conversation goes on; the unanswered question stays in the history.
+    follow_up = send_chat(alice, "list my tasks", conversation)
+    assert follow_up.status == 200
