@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import Message
@@ -18,26 +19,39 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @contextmanager
 def running_server(env: dict[str, str], cwd: Path, *args: str) -> Iterator[str]:
+    """Start ``python -m devserver`` on a free port; yield its base URL; stop it.
+
+    Its output (one JSON log line per request, and metrics) goes to ``cwd/devserver.log``, never
+    to a pipe nobody reads, which would fill up and stall the server."""
     cwd.mkdir(parents=True, exist_ok=True)
     log = cwd / "devserver.log"
     environment = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT / 'infra'}"}
-    with log.open("w") as stderr:
+    with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "devserver", "--port", "0", *args],
+            [sys.executable, "-u", "-m", "devserver", "--port", "0", *args],
             cwd=cwd,
             env=environment,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
+            stdout=output,
+            stderr=subprocess.STDOUT,
             text=True,
         )
         try:
-            assert process.stdout is not None
-            banner = process.stdout.readline()
-            assert banner.startswith("Todo API on http://"), log.read_text()
-            yield banner.split()[3]
+            yield _wait_for_banner(process, log)
         finally:
             process.terminate()
-            process.communicate(timeout=10)
+            process.wait(timeout=10)
+
+
+def _wait_for_banner(process: subprocess.Popen[str], log: Path, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if line.startswith("Todo API on http://"):
+                return line.split()[3]
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"the local server did not start:\n{log.read_text()}")
 
 
 def _lower(headers: Message) -> dict[str, str]:

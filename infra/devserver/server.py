@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from devserver.cors import read_cors_policy
 from devserver.events import LambdaContext, decode_response_body, http_api_event
 from devserver.template import Route, read_routes
 
@@ -41,6 +42,7 @@ class Gateway:
     def __init__(self, template_path: Path) -> None:
         self.template_path = template_path
         self.routes = read_routes(template_path)
+        self.cors = read_cors_policy(template_path)
         self._modules: dict[Path, ModuleType] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, initializer=_give_thread_an_event_loop)
 
@@ -188,6 +190,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._reply(200, _DOCS_PAGE.encode(), {"content-type": "text/html; charset=utf-8"}, [])
             return
 
+        origin = self.headers.get("Origin")
+        if self.command == "OPTIONS" and self.headers.get("Access-Control-Request-Method"):
+            # API Gateway answers CORS preflights itself, before any route or function.
+            self._reply(204, b"", self.gateway.cors.preflight_headers(origin), [])
+            return
         match = self.gateway.match(self.command, url.path)
         if match is None:
             self._gateway_error(404, "Not Found")
@@ -210,10 +217,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             logger.exception("function %s failed", match.route.function)
             self._gateway_error(500, "Internal Server Error")
             return
+        headers = dict(response.get("headers") or {})
+        headers.update(self.gateway.cors.response_headers(origin))
         self._reply(
             int(response.get("statusCode", 200)),
             decode_response_body(response),
-            dict(response.get("headers") or {}),
+            headers,
             list(response.get("cookies") or []),
         )
 

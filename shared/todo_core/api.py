@@ -35,6 +35,34 @@ class ErrorMessage(BaseModel):
     detail: str
 
 
+class ValidationProblem(BaseModel):
+    """One item of FastAPI's 422 body."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblems(BaseModel):
+    """FastAPI's 422 body: what was wrong with the request, field by field."""
+
+    detail: list[ValidationProblem]
+
+
+IDEMPOTENCY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorMessage,
+        "description": "The first request with this Idempotency-Key is still in progress",
+    },
+    422: {
+        "model": ValidationProblems | ErrorMessage,
+        "description": "Invalid input (a list of problems), or an Idempotency-Key already used"
+        " with another request (a message)",
+    },
+}
+"""What a route taking an ``Idempotency-Key`` may answer besides its own errors."""
+
+
 def _documented(description: str, **extra: Any) -> dict[str, Any]:
     return {"model": ErrorMessage, "description": description, **extra}
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 from sqlmodel import Session
 
 from todo_core.auth import verify_token
@@ -32,7 +33,20 @@ def authorized_user_id(
 
 SessionDep = Annotated[Session, Depends(open_session)]
 UserId = Annotated[str, Depends(authorized_user_id)]
-TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id.")]
+
+
+def _plain_digits(value: object) -> object:
+    # pydantic would read " 1", "1_000" or a full-width digit as numbers; an id in a URL is
+    # plain ASCII digits or it is not an id.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a positive integer written in plain digits")
+    return value
+
+
+PlainDigits = BeforeValidator(_plain_digits)
+
+# The constraints come before the validator, so that the schema keeps them (minimum, maximum).
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id."), PlainDigits]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(

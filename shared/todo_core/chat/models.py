@@ -125,7 +125,7 @@ class ChatRequest(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     conversation_id: (
-        Annotated[int, BeforeValidator(json_integer), PydanticField(ge=1, le=MAX_ID)] | None
+        Annotated[int, PydanticField(ge=1, le=MAX_ID), BeforeValidator(json_integer)] | None
     ) = None
     message: Annotated[
         str,

@@ -6,10 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, ErrorMessage, not_found_response
+from todo_core.api import (
+    AUTHENTICATED_ROUTE_RESPONSES,
+    IDEMPOTENCY_RESPONSES,
+    ErrorMessage,
+    not_found_response,
+)
 from todo_core.chat import service
 from todo_core.chat.models import ChatRequest, ChatResponse, ConversationPage, MessagePage
-from todo_core.deps import IdempotencyKeyHeader, SessionDep, UserId
+from todo_core.deps import IdempotencyKeyHeader, PlainDigits, SessionDep, UserId
 from todo_core.observability import CHAT_TURNS, count
 from todo_core.pagination import CursorQuery
 from todo_core.settings import get_settings
@@ -17,14 +22,13 @@ from todo_core.tasks.models import MAX_ID
 
 router = APIRouter(tags=["chat"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 
-ConversationId = Annotated[int, Path(ge=1, le=MAX_ID, description="The conversation's id.")]
+ConversationId = Annotated[
+    int, Path(ge=1, le=MAX_ID, description="The conversation's id."), PlainDigits
+]
 _NOT_FOUND = not_found_response("conversation")
 _CHAT_RESPONSES = {
     **_NOT_FOUND,
-    409: {
-        "model": ErrorMessage,
-        "description": "The first request with this Idempotency-Key is still in progress",
-    },
+    **IDEMPOTENCY_RESPONSES,
     502: {
         "model": ErrorMessage,
         "description": "The assistant failed; the message is stored; retry (same key)",

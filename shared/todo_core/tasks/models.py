@@ -17,8 +17,8 @@ from todo_core.text import SingleLine, SingleLineSchema, StorableText, TextSchem
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 USER_ID_MAX = 128
-USER_ID_PATTERN = r"^[A-Za-z0-9._~-]+$"
-"""A user id is made of URL-safe characters (Better Auth's are 32 letters and digits)."""
+USER_ID_PATTERN = r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$"
+"""URL-safe characters, not starting with a dot (Better Auth's ids: 32 letters and digits)."""
 
 MAX_ID = 2**53 - 1
 """The largest id the API accepts: JavaScript's largest exact integer, so every id a client

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, ErrorMessage, not_found_response
+from todo_core.api import (
+    AUTHENTICATED_ROUTE_RESPONSES,
+    IDEMPOTENCY_RESPONSES,
+    not_found_response,
+)
 from todo_core.deps import IdempotencyKeyHeader, SessionDep, TaskId, UserId
 from todo_core.observability import TASKS_CREATED, count
 from todo_core.settings import get_settings
@@ -18,12 +22,7 @@ router = APIRouter(tags=["tasks"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 _NOT_FOUND = not_found_response("task")
 REPLAYED_HEADER = "Idempotent-Replayed"
 """Set on a response that repeats the first response to an Idempotency-Key."""
-_KEYED: dict[int | str, dict[str, Any]] = {
-    409: {
-        "model": ErrorMessage,
-        "description": "The first request with this Idempotency-Key is still in progress",
-    },
-}
+_KEYED = IDEMPOTENCY_RESPONSES
 
 
 @router.get("/api/{user_id}/tasks", response_model=list[TaskPublic])

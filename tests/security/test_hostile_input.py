@@ -1,0 +1,209 @@
+"""Hostile input on every endpoint of template.yaml: each one a 4xx JSON error, never a 500,
+and the stored data unchanged."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from devserver.template import Route, read_routes
+from tests.api_client import ApiClient, Response
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUTES = read_routes(ROOT / "template.yaml")
+BODY_ROUTES = [r for r in ROUTES if r.method in ("POST", "PUT")]
+ID_ROUTES = [r for r in ROUTES if re.search(r"\{(task_id|conversation_id)\}", r.path)]
+USER_ROUTES = [r for r in ROUTES if "{user_id}" in r.path]
+
+JSON = "application/json"
+HOSTILE_BODIES: dict[str, tuple[bytes, str]] = {
+    "truncated": (b'{"title": "x", "message": "x', JSON),
+    "open brace": (b"{", JSON),
+    "not json": (b"this is not json", JSON),
+    "null": (b"null", JSON),
+    "array": (b'[{"title": "x", "message": "x"}]', JSON),
+    "string": (b'"title"', JSON),
+    "number": (b"123", JSON),
+    "nulls": (b'{"title": null, "message": null}', JSON),
+    "wrong types": (b'{"title": ["a"], "message": {"a": 1}, "completed": "yes"}', JSON),
+    "nul": (b'{"title": "a\\u0000b", "message": "a\\u0000b"}', JSON),
+    "control": (b'{"title": "bell\\u0007", "message": "esc\\u001b[2J"}', JSON),
+    "invalid utf-8": (b'{"title": "\xff\xfe", "message": "\xc3\x28"}', JSON),
+    "lone surrogate": (b'{"title": "\\ud800", "message": "x\\udfff"}', JSON),
+    "bom": (b'\xef\xbb\xbf{"title": "x", "message": "x"}', JSON),
+    "1 MB": (b'{"title": "' + b"a" * 1_000_000 + b'", "message": "x"}', JSON),
+    "10 MB": (b'{"title": "x", "message": "' + b"b" * 10_000_000 + b'"}', JSON),
+    "deeply nested": (b'{"title": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", JSON),
+    "unknown fields": (
+        b'{"title": "x", "message": "x", "user_id": "mallory", "is_admin": true, "id": 1}',
+        JSON,
+    ),
+    "huge number": (b'{"title": "x", "message": "x", "conversation_id": 1e400}', JSON),
+    "negative id": (b'{"title": "x", "message": "x", "conversation_id": -1}', JSON),
+    "text/plain": (b'{"title": "x", "message": "x", "extra": 1}', "text/plain"),
+    "form": (b"title=x&message=x", "application/x-www-form-urlencoded"),
+    "empty": (b"", JSON),
+}
+HOSTILE_IDS = [
+    "-1", "0", "1.5", "1e3", "0x10", "abc", " 1", "1 ", "\uff11", str(2**53), str(2**63),
+    "99999999999999999999999999", "%2e%2e", "..%2F..%2Fetc%2Fpasswd", "1%2F2", "1%00", "%00",
+    "1;DROP TABLE task", "'", "%27%20OR%201%3D1",
+]  # fmt: skip
+HOSTILE_USER_IDS = [
+    "..", "%2e%2e", "a%2Fb", "x" * 200, "%00", "%3Cscript%3E", "alice%20", "%E2%80%AE",
+]  # fmt: skip
+HOSTILE_QUERIES = [
+    "status=garbage", "status=all&status=pending", "limit=-1", "limit=0", "limit=abc",
+    "limit=99999999999999999999", "limit=1e3", "cursor=..%2F", "cursor=1.", "cursor=%00.1",
+    "cursor=" + "9" * 40 + ".1", "check_database=maybe",
+]  # fmt: skip
+
+
+def _snapshot(direct_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(direct_url) as connection:
+        return {
+            table: connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()  # noqa: S608
+            for table in ("task", "conversation", "message", "idempotency_key")
+        }
+
+
+def _assert_clean_4xx(response: Response, what: str) -> None:
+    assert 400 <= response.status < 500, (what, response.status, response.body[:300])
+    body = json.loads(response.body)
+    assert isinstance(body, dict)
+    assert "detail" in body or "message" in body, (what, body)
+
+
+@pytest.fixture
+def seeded(
+    alice: str, make_task: Callable[..., dict[str, Any]], send_chat: Callable[..., Response]
+) -> dict[str, str]:
+    task = make_task(alice, "keep me")
+    conversation = send_chat(alice, "add keep me too").json()["conversation_id"]
+    return {"user_id": alice, "task_id": str(task["id"]), "conversation_id": str(conversation)}
+
+
+def _path(route: Route, values: dict[str, str]) -> str:
+    names = re.findall(r"\{(\w+)\}", route.path)
+    return route.path.format(**{name: values[name] for name in names})
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.route_key)
+def test_hostile_bodies_are_4xx_json_and_change_nothing(
+    route: Route,
+    api: ApiClient,
+    seeded: dict[str, str],
+    token_for: Callable[..., str],
+    direct_url: str,
+) -> None:
+    before = _snapshot(direct_url)
+    for name, (body, content_type) in HOSTILE_BODIES.items():
+        response = api.request(
+            route.method,
+            _path(route, seeded),
+            token=token_for(seeded["user_id"]),
+            body=body,
+            headers={"content-type": content_type},
+        )
+        _assert_clean_4xx(response, f"{route.route_key} with {name}")
+    assert _snapshot(direct_url) == before
+
+
+@pytest.mark.parametrize("route", ID_ROUTES, ids=lambda r: r.route_key)
+def test_hostile_ids_are_4xx_json_and_change_nothing(
+    route: Route,
+    api: ApiClient,
+    seeded: dict[str, str],
+    token_for: Callable[..., str],
+    direct_url: str,
+) -> None:
+    before = _snapshot(direct_url)
+    body = {"title": "x"} if route.method == "PUT" else None
+    for hostile in HOSTILE_IDS:
+        values = {**seeded, "task_id": hostile, "conversation_id": hostile}
+        response = api.request(
+            route.method,
+            _path(route, values),
+            token=token_for(seeded["user_id"]),
+            json_body=body,
+        )
+        _assert_clean_4xx(response, f"{route.route_key} with id {hostile!r}")
+    assert _snapshot(direct_url) == before
+
+
+@pytest.mark.parametrize("route", USER_ROUTES, ids=lambda r: r.route_key)
+def test_hostile_user_ids_are_4xx_json_and_change_nothing(
+    route: Route,
+    api: ApiClient,
+    seeded: dict[str, str],
+    token_for: Callable[..., str],
+    direct_url: str,
+) -> None:
+    before = _snapshot(direct_url)
+    body = {"title": "x", "message": "x"} if route.method in ("POST", "PUT") else None
+    if route.route_key.endswith("/tasks") and route.method == "POST":
+        body = {"title": "x"}
+    if route.route_key.endswith("/chat"):
+        body = {"message": "add x"}
+    if route.method == "PUT":
+        body = {"title": "x"}
+    for hostile in HOSTILE_USER_IDS:
+        # The token is for exactly that (odd) user id: only the path's own checks stand.
+        response = api.request(
+            route.method,
+            _path(route, {**seeded, "user_id": hostile}),
+            token=token_for(hostile),
+            json_body=body,
+        )
+        _assert_clean_4xx(response, f"{route.route_key} as user {hostile!r}")
+    assert _snapshot(direct_url) == before
+
+
+@pytest.mark.parametrize(
+    "route", [r for r in ROUTES if r.method == "GET"], ids=lambda r: r.route_key
+)
+def test_hostile_queries_are_never_5xx(
+    route: Route,
+    api: ApiClient,
+    seeded: dict[str, str],
+    token_for: Callable[..., str],
+    direct_url: str,
+) -> None:
+    before = _snapshot(direct_url)
+    for query in HOSTILE_QUERIES:
+        response = api.get(f"{_path(route, seeded)}?{query}", token=token_for(seeded["user_id"]))
+        # A route that has no such parameter ignores it (2xx); one that has it refuses it.
+        assert response.status < 500, (route.route_key, query, response.body[:300])
+        json.loads(response.body)
+        parameter = query.split("=", 1)[0]
+        # A repeated parameter is read once (the last value), like any web framework does.
+        if parameter in _query_parameters(route) and "&" not in query:
+            _assert_clean_4xx(response, f"{route.route_key}?{query}")
+    assert _snapshot(direct_url) == before
+
+
+def _query_parameters(route: Route) -> set[str]:
+    return {
+        "ListTasksFunction": {"status", "limit"},
+        "ListConversationsFunction": {"limit", "cursor"},
+        "ListMessagesFunction": {"limit", "cursor"},
+        "HealthFunction": {"check_database"},
+        "GetTaskFunction": set(),
+    }[route.function]
+
+
+def test_hostile_input_counts_are_reported() -> None:
+    tried = (
+        len(BODY_ROUTES) * len(HOSTILE_BODIES)
+        + len(ID_ROUTES) * len(HOSTILE_IDS)
+        + len(USER_ROUTES) * len(HOSTILE_USER_IDS)
+        + len([r for r in ROUTES if r.method == "GET"]) * len(HOSTILE_QUERIES)
+    )
+    print(f"hostile requests: {tried}")
+    assert tried > 300
