@@ -28,7 +28,8 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         _connection = psycopg.connect(
             os.environ["DATABASE_URL"], autocommit=True, prepare_threshold=None
         )
-    row = _connection.execute(_SELECT, (int(event["pathParameters"]["task_id"]), user_id)).fetchone()
+    task_id = int(event["pathParameters"]["task_id"])
+    row = _connection.execute(_SELECT, (task_id, user_id)).fetchone()
     if row is None:
         return {"statusCode": 404, "body": '{"detail":"Task not found"}'}
     names = ("id", "user_id", "title", "description", "completed", "created_at", "updated_at")
