@@ -96,6 +96,13 @@ def use_database(database_url: str) -> None:
     reset_engine()
 
 
+def close_connections() -> None:
+    """Close this process's engine (its connection) before its database is dropped."""
+    from todo_core.db import reset_engine  # noqa: PLC0415
+
+    reset_engine()
+
+
 def new_user_id() -> str:
     """A user id shaped like Better Auth's."""
     return secrets.token_urlsafe(24)[:32]

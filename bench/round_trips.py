@@ -18,6 +18,7 @@ from bench.harness import (
     NO_TOOL_MESSAGE,
     PG_PORT,
     PGBOUNCER_PORT,
+    close_connections,
     event_for,
     give_main_thread_an_event_loop,
     invoke,
@@ -107,8 +108,8 @@ def _path_rows(database: str, path: str, upstream_port: int, repeat: int) -> lis
                 }
             )
     finally:
+        close_connections()
         proxy.close()
-        use_database(pg_url(database))
     return rows
 
 
