@@ -169,9 +169,13 @@ class Invoked:
     body: Any
 
 
+_CONTEXT = LambdaContext()
+
+
 def invoke(module: ModuleType, event: dict[str, Any]) -> Invoked:
-    """Call the function's handler as Lambda does; the event is copied (Mangum may change it)."""
-    result = module.handler(dict(event), LambdaContext())
+    """Call the function's handler as Lambda does; the event is copied (Mangum may change it).
+    One context object serves every call, so that building it is not timed."""
+    result = module.handler(dict(event), _CONTEXT)
     raw = decode_response_body(result)
     return Invoked(int(result["statusCode"]), json.loads(raw) if raw else None)
 
