@@ -126,7 +126,7 @@ def _cold_start(source: Path, event: dict[str, Any], environ: dict[str, str]) ->
 
 
 def run(quick: bool, results_dir: Path) -> dict[str, Any]:
-    runs = 2 if quick else 11
+    runs = 1 if quick else 11
     names = [*FLOORS, *sorted(routes())]
     sources = {name: FLOORS.get(name) or function_source(name) for name in names}
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
