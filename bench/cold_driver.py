@@ -47,6 +47,7 @@ def main() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
     response = module.handler(event, _Context())
     served = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(
         json.dumps(
             {
@@ -54,7 +55,8 @@ def main() -> None:
                 "first_event_ms": (served - imported) * 1000,
                 "total_ms": (served - _STARTED) * 1000,
                 "status": int(response["statusCode"]),
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
+                "peak_rss_mb": usage.ru_maxrss / 1024,
             }
         ),
         flush=True,

@@ -4,7 +4,9 @@ against PostgreSQL, beside two floors measured in the same run (interleaved):
 (a) ``floors/stack_app.py``: FastAPI + Mangum + SQLModel + psycopg + PyJWT doing get_task's query;
 (b) ``floors/bare_handler.py``: a bare handler with psycopg and PyJWT only.
 
-Target: every function within 1.15x of floor (a), peak RSS under 100 MB.
+Target: every function within 1.15x of floor (a), peak RSS under 100 MB. The ratio is judged on
+the median CPU time of the process (user + system), which other tenants of a shared machine
+hardly move; the wall-clock ratio is printed beside it.
 """
 
 from __future__ import annotations
@@ -158,14 +160,18 @@ def _median(samples: Sequence[dict[str, Any]], key: str) -> float:
 def _summarize(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     floor_a = _median(samples["floor (a) stack"], "total_ms")
     floor_b = _median(samples["floor (b) bare"], "total_ms")
+    cpu_floor_a = _median(samples["floor (a) stack"], "cpu_ms")
     rows = []
     for name, runs in samples.items():
         total = _median(runs, "total_ms")
+        cpu = _median(runs, "cpu_ms")
         peak = max(s["peak_rss_mb"] for s in runs)
         rows.append(
             {
                 "name": name,
                 "total_ms": total,
+                "cpu_ms": cpu,
+                "cpu_vs_floor_a": round(cpu / cpu_floor_a, 3),
                 "import_ms": _median(runs, "import_ms"),
                 "first_event_ms": _median(runs, "first_event_ms"),
                 "process_wall_ms": _median(runs, "process_wall_ms"),
@@ -173,7 +179,7 @@ def _summarize(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]
                 "vs_floor_b": round(total / floor_b, 3),
                 "peak_rss_mb": round(peak, 1),
                 "meets_targets": name in FLOORS
-                or (total / floor_a <= TARGET_RATIO and peak < TARGET_RSS_MB),
+                or (cpu / cpu_floor_a <= TARGET_RATIO and peak < TARGET_RSS_MB),
             }
         )
     return rows
@@ -185,11 +191,13 @@ def _print(rows: list[dict[str, Any]], runs: int) -> None:
         [
             "function",
             "total ms",
+            "CPU ms",
+            "x a (CPU)",
             "import ms",
             "1st event ms",
             "process ms",
-            "x floor a",
-            "x floor b",
+            "x a (wall)",
+            "x b (wall)",
             "peak RSS MB",
             "target",
         ],
@@ -197,6 +205,8 @@ def _print(rows: list[dict[str, Any]], runs: int) -> None:
             [
                 r["name"],
                 r["total_ms"],
+                r["cpu_ms"],
+                r["cpu_vs_floor_a"],
                 r["import_ms"],
                 r["first_event_ms"],
                 r["process_wall_ms"],
@@ -209,7 +219,7 @@ def _print(rows: list[dict[str, Any]], runs: int) -> None:
         ],
     )
     print(
-        f"target: total <= {TARGET_RATIO}x floor (a) and peak RSS < {TARGET_RSS_MB:.0f} MB;"
+        f"target: CPU <= {TARGET_RATIO}x floor (a)'s and peak RSS < {TARGET_RSS_MB:.0f} MB;"
         " 'process ms' adds interpreter start and exit, as measured by the parent"
     )
 

@@ -1,14 +1,18 @@
 """Overhead of the stack per warm request: one task read through the get_task handler (event ->
 Mangum -> FastAPI -> auth -> session -> SQL -> response model -> JSON) vs the same SELECT through
-bare psycopg on a warm connection, interleaved in one run. Then a pyinstrument profile of the
-handler, summed by package, shows where the difference goes.
+bare psycopg on a warm connection, interleaved in one run. A third path, an experiment, runs the
+handler with FastAPI's thread-pool hops replaced by direct calls (sync dependencies and the
+endpoint run on the event loop's thread): its difference to the handler is what the hops cost.
+A pyinstrument profile of that path (pyinstrument sees one thread), summed by package, shows
+where the rest goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,32 @@ PACKAGES = (
     "asyncio",
     "json",
 )
+
+
+@contextlib.contextmanager
+def sync_calls_inline() -> Iterator[None]:
+    """For the experiment only: FastAPI calls sync dependencies and endpoints directly instead of
+    in its thread pool (``run_in_threadpool``, ``contextmanager_in_threadpool``)."""
+    import fastapi.dependencies.utils as dependencies  # noqa: PLC0415
+    from fastapi import routing  # noqa: PLC0415
+
+    async def run_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def enter_inline(manager: Any) -> AsyncIterator[Any]:
+        with manager as value:
+            yield value
+
+    saved = (routing.run_in_threadpool, dependencies.run_in_threadpool)
+    saved_manager = dependencies.contextmanager_in_threadpool
+    routing.run_in_threadpool = dependencies.run_in_threadpool = run_inline  # type: ignore[assignment]
+    dependencies.contextmanager_in_threadpool = enter_inline  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        routing.run_in_threadpool, dependencies.run_in_threadpool = saved
+        dependencies.contextmanager_in_threadpool = saved_manager
 
 
 def _package(file_path: str) -> str:
@@ -121,19 +151,27 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
             if bare.execute(SAME_SQL, (task_id, user_id)).fetchone() is None:
                 raise RuntimeError("task not found")
 
-        for _ in range(50):  # warm both paths
-            through_handler()
-            through_psycopg()
-        handler_times, bare_times = [], []
+        def inlined() -> None:
+            with sync_calls_inline():
+                through_handler()
+
+        paths = ((through_handler, []), (through_psycopg, []), (inlined, []))
+        for _ in range(50):  # warm every path
+            for request, _times in paths:
+                request()
         for _ in range(iterations):
-            for request, times in ((through_handler, handler_times), (through_psycopg, bare_times)):
+            for request, times in paths:
                 started = time.perf_counter()
                 request()
                 times.append(time.perf_counter() - started)
-        by_package, by_function = profile(through_handler, max(iterations // 4, 10))
+        handler_times, bare_times, inline_times = (times for _, times in paths)
+        with sync_calls_inline():
+            by_package, by_function = profile(through_handler, max(iterations // 4, 10))
         bare.close()
         close_connections()
     handler, plain = summary_ms(handler_times), summary_ms(bare_times)
+    inline = summary_ms(inline_times)
+    hops = round(handler["p50_ms"] - inline["p50_ms"], 3)
     ratio = round(handler["p50_ms"] / plain["p50_ms"], 2)
     difference = round(handler["p50_ms"] - plain["p50_ms"], 3)
     print_table(
@@ -142,12 +180,19 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
         [
             ["get_task handler", handler["p50_ms"], handler["p99_ms"], handler["mean_ms"]],
             ["bare psycopg, same SQL", plain["p50_ms"], plain["p99_ms"], plain["mean_ms"]],
+            [
+                "handler, no thread hops (exp.)",
+                inline["p50_ms"],
+                inline["p99_ms"],
+                inline["mean_ms"],
+            ],
             ["ratio (p50)", ratio, "", ""],
             ["difference (p50, ms)", difference, "", ""],
+            ["of which thread hops (ms)", hops, "", ""],
         ],
     )
     print_table(
-        "   Profile of the handler: self time per request by package (ms)",
+        "   Profile of the handler without thread hops: self time per request by package (ms)",
         ["package", "ms"],
         by_package,
     )
@@ -156,6 +201,8 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
         "iterations": iterations,
         "handler": handler,
         "bare_psycopg": plain,
+        "handler_without_thread_hops": inline,
+        "thread_hops_p50_ms": hops,
         "ratio_p50": ratio,
         "difference_p50_ms": difference,
         "profile_by_package_ms": by_package,
