@@ -12,7 +12,8 @@ export PGBOUNCER_PORT
 .DEFAULT_GOAL := help
 BETTER_AUTH := infra/better-auth
 .PHONY: help install run token token-jwks better-auth events test pytest pytest-pgbouncer lint \
-        format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean
+        format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean \
+        bench bench-quick
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,7 +63,13 @@ pytest: install better-auth sam-tools  ## The test suite against PostgreSQL dire
 	$(BIN)/pytest
 
 pytest-pgbouncer: install better-auth pgbouncer  ## The test suite through PgBouncer in transaction mode
-	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -m "not build"
+	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -m "not build and not bench"
+
+bench: install pgbouncer  ## Benchmarks (cold start, chat latency, round trips, overhead, scale out): see BENCHMARKS.md
+	$(BIN)/python -m bench.run_all
+
+bench-quick: install pgbouncer  ## The benchmarks with tiny counts (a smoke run; numbers mean nothing)
+	$(BIN)/python -m bench.run_all --quick --results-dir $(or $(RESULTS),/tmp/todo-bench-quick)
 
 $(SAM_VENV)/.installed: requirements/sam.txt
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)

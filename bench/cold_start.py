@@ -1,0 +1,233 @@
+"""Cold start per function: a fresh process imports the function and serves its first real event
+against PostgreSQL, beside two floors measured in the same run (interleaved):
+
+(a) ``floors/stack_app.py``: FastAPI + Mangum + SQLModel + psycopg + PyJWT doing get_task's query;
+(b) ``floors/bare_handler.py``: a bare handler with psycopg and PyJWT only.
+
+Target: every function within 1.15x of floor (a), peak RSS under 100 MB. The ratio is judged on
+the median CPU time of the process (user + system), which other tenants of a shared machine
+hardly move; the wall-clock ratio is printed beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.harness import (
+    NO_TOOL_MESSAGE,
+    ROOT,
+    app_environment,
+    event_for,
+    function_source,
+    new_user_id,
+    parse_args,
+    pg_url,
+    print_table,
+    routes,
+    seed_conversation,
+    temporary_database,
+    write_results,
+)
+
+DRIVER = ROOT / "bench" / "cold_driver.py"
+FLOORS = {
+    "floor (a) stack": ROOT / "bench" / "floors" / "stack_app.py",
+    "floor (b) bare": ROOT / "bench" / "floors" / "bare_handler.py",
+}
+TARGET_RATIO = 1.15
+TARGET_RSS_MB = 100.0
+
+
+def _seed(database: str, runs: int) -> dict[str, Any]:
+    user_id = new_user_id()
+    with psycopg.connect(pg_url(database), autocommit=True) as connection:
+        task_ids = [
+            row[0]
+            for row in connection.execute(
+                "INSERT INTO task (user_id, title, completed, created_at, updated_at)"
+                " SELECT %s, 'task ' || n, false, now(), now() FROM generate_series(1, %s) AS n"
+                " RETURNING id",
+                (user_id, runs + 11),
+            )
+        ]
+        conversations = [
+            seed_conversation(connection, user_id=user_id, messages=20) for _ in range(runs + 2)
+        ]
+        connection.execute("ANALYZE")
+    return {"user_id": user_id, "task_ids": task_ids, "conversations": conversations}
+
+
+def _events(seed: dict[str, Any], run: int) -> dict[str, dict[str, Any]]:
+    """The first event each function serves in run ``run`` (deletes get their own rows)."""
+    by_name = routes()
+    user_id = seed["user_id"]
+    task = seed["task_ids"][0]
+    conversation = seed["conversations"][0]
+    api = f"/api/{user_id}"
+
+    def event(name: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return event_for(by_name[name], path=path, user_id=user_id, **kwargs)
+
+    events = {
+        "health": event_for(
+            by_name["health"], path="/health", user_id=None, query="check_database=true"
+        ),
+        "list_tasks": event("list_tasks", f"{api}/tasks"),
+        "create_task": event("create_task", f"{api}/tasks", body={"title": "cold start"}),
+        "get_task": event("get_task", f"{api}/tasks/{task}"),
+        "update_task": event("update_task", f"{api}/tasks/{task}", body={"title": "renamed"}),
+        "delete_task": event("delete_task", f"{api}/tasks/{seed['task_ids'][run + 1]}"),
+        "toggle_task": event("toggle_task", f"{api}/tasks/{task}/complete"),
+        "chat": event(
+            "chat",
+            f"{api}/chat",
+            body={"message": NO_TOOL_MESSAGE, "conversation_id": conversation},
+        ),
+        "list_conversations": event("list_conversations", f"{api}/conversations"),
+        "list_messages": event("list_messages", f"{api}/conversations/{conversation}/messages"),
+        "delete_conversation": event(
+            "delete_conversation", f"{api}/conversations/{seed['conversations'][run + 1]}"
+        ),
+    }
+    for floor in FLOORS:
+        events[floor] = events["get_task"]
+    return events
+
+
+def _cold_start(source: Path, event: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as stream:
+        json.dump(event, stream)
+    try:
+        started = time.perf_counter()
+        completed = subprocess.run(
+            [sys.executable, str(DRIVER), str(source), stream.name],
+            env=environ,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall_ms = (time.perf_counter() - started) * 1000
+    finally:
+        os.unlink(stream.name)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{source} failed:\n{completed.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["process_wall_ms"] = wall_ms
+    return result
+
+
+def run(quick: bool, results_dir: Path) -> dict[str, Any]:
+    runs = 1 if quick else 11
+    names = [*FLOORS, *sorted(routes())]
+    sources = {name: FLOORS.get(name) or function_source(name) for name in names}
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    with temporary_database("cold") as database:
+        environ = {**os.environ, **app_environment(pg_url(database))}
+        seed = _seed(database, runs + 1)
+        # Run 0 warms the file cache and writes bytecode; it is not counted. Then the variants
+        # take turns (ABAB...), each round in a rotated order, so drift hits all of them alike.
+        for round_ in range(runs + 1):
+            events = _events(seed, round_)
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for name in order:
+                result = _cold_start(sources[name], events[name], environ)
+                if result["status"] >= 400:
+                    raise RuntimeError(f"{name}: status {result['status']}")
+                if round_:
+                    samples[name].append(result)
+    table = _summarize(samples)
+    _print(table, runs)
+    data = {"runs": runs, "target_ratio": TARGET_RATIO, "target_rss_mb": TARGET_RSS_MB}
+    write_results(results_dir, "cold_start", {**data, "rows": table})
+    return {**data, "rows": table}
+
+
+def _median(samples: Sequence[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(s[key] for s in samples), 2)
+
+
+def _summarize(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    floor_a = _median(samples["floor (a) stack"], "total_ms")
+    floor_b = _median(samples["floor (b) bare"], "total_ms")
+    cpu_floor_a = _median(samples["floor (a) stack"], "cpu_ms")
+    rows = []
+    for name, runs in samples.items():
+        total = _median(runs, "total_ms")
+        cpu = _median(runs, "cpu_ms")
+        peak = max(s["peak_rss_mb"] for s in runs)
+        rows.append(
+            {
+                "name": name,
+                "total_ms": total,
+                "cpu_ms": cpu,
+                "cpu_vs_floor_a": round(cpu / cpu_floor_a, 3),
+                "import_ms": _median(runs, "import_ms"),
+                "first_event_ms": _median(runs, "first_event_ms"),
+                "process_wall_ms": _median(runs, "process_wall_ms"),
+                "vs_floor_a": round(total / floor_a, 3),
+                "vs_floor_b": round(total / floor_b, 3),
+                "peak_rss_mb": round(peak, 1),
+                "meets_targets": name in FLOORS
+                or (cpu / cpu_floor_a <= TARGET_RATIO and peak < TARGET_RSS_MB),
+            }
+        )
+    return rows
+
+
+def _print(rows: list[dict[str, Any]], runs: int) -> None:
+    print_table(
+        f"1. Cold start (median of {runs} fresh processes; import + first event on PostgreSQL)",
+        [
+            "function",
+            "total ms",
+            "CPU ms",
+            "x a (CPU)",
+            "import ms",
+            "1st event ms",
+            "process ms",
+            "x a (wall)",
+            "x b (wall)",
+            "peak RSS MB",
+            "target",
+        ],
+        [
+            [
+                r["name"],
+                r["total_ms"],
+                r["cpu_ms"],
+                r["cpu_vs_floor_a"],
+                r["import_ms"],
+                r["first_event_ms"],
+                r["process_wall_ms"],
+                r["vs_floor_a"],
+                r["vs_floor_b"],
+                r["peak_rss_mb"],
+                "-" if r["name"] in FLOORS else ("ok" if r["meets_targets"] else "MISSED"),
+            ]
+            for r in rows
+        ],
+    )
+    print(
+        f"target: CPU <= {TARGET_RATIO}x floor (a)'s and peak RSS < {TARGET_RSS_MB:.0f} MB;"
+        " 'process ms' adds interpreter start and exit, as measured by the parent"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(__doc__ or "", argv)
+    run(args.quick, args.results_dir)
+
+
+if __name__ == "__main__":
+    main()
