@@ -89,3 +89,39 @@ def test_chat_concurrent_turns_on_one_conversation_all_land_in_order(
     asked = sorted(r[2][4:] for r in rows if r[1] == "user" and r[2].startswith("add "))
     assert asked == sorted(titles)
     assert len(titles) == 2 * rounds
+
+
+def test_chat_many_turns_on_many_conversations_at_once(
+    two_instances: tuple[str, str],
+    alice: str,
+    bob: str,
+    token_for: Callable[..., str],
+    direct_url: str,
+) -> None:
+    users = {alice: token_for(alice), bob: token_for(bob)}
+    conversations = [
+        (user, _chat(two_instances[n % 2], user, token, "hello", None)["conversation_id"])
+        for n, (user, token) in enumerate(list(users.items()) * 2)
+    ]
+    turns_each = 6
+    jobs = [
+        (two_instances[(n + k) % 2], user, users[user], f"add {user[:4]}-{cid}-{k}", cid)
+        for n, (user, cid) in enumerate(conversations)
+        for k in range(turns_each)
+    ]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(pool.map(lambda job: _chat(*job), jobs, timeout=120))
+    assert len(replies) == len(jobs)
+    with psycopg.connect(direct_url) as connection:
+        for user, cid in conversations:
+            rows = connection.execute(
+                "SELECT id, role, content, reply_to_id, user_id FROM message"
+                " WHERE conversation_id = %s ORDER BY coalesce(reply_to_id, id), id",
+                (cid,),
+            ).fetchall()
+            assert len(rows) == 2 * (1 + turns_each)
+            assert {row[4] for row in rows} == {user}
+            for question, reply in zip(rows[::2], rows[1::2], strict=True):
+                assert (question[1], reply[1], reply[3]) == ("user", "assistant", question[0])
+            asked = sorted(r[2] for r in rows if r[1] == "user" and r[2] != "hello")
+            assert asked == sorted(f"add {user[:4]}-{cid}-{k}" for k in range(turns_each))

@@ -134,3 +134,40 @@ def test_logs_and_metrics_of_real_invocations(
     cold_starts = sorted(line["function_name"] for line in emf if "ColdStart" in line)
     assert cold_starts == ["CreateTaskFunction", "ListTasksFunction"]
     assert len(lines) == len(requests) + len(emf)  # nothing else, and every line is JSON
+
+
+def test_chat_logs_carry_no_message_content(
+    app_environment: dict[str, str],
+    tmp_path: Path,
+    alice: str,
+    token_for: Callable[..., str],
+) -> None:
+    token = token_for(alice)
+    chat = ("ChatFunction", str(ROOT / "functions" / "chat"))
+    route = "POST /api/{user_id}/chat"
+    path = f"/api/{alice}/chat"
+    events = [
+        _event("POST", path, route, token, json.dumps({"message": f"add {CANARY}"}).encode()),
+        _event("POST", path, route, token, json.dumps({"message": f"say {CANARY}"}).encode()),
+        _event("POST", path, route, token, json.dumps({"message": f"hi {CANARY}"}).encode()),
+        _event("POST", path, route, token, json.dumps({"message": CANARY * 2000}).encode()),
+    ]
+    # CHAT_ASSISTANT names no assistant for the last pair: a turn fails after storing the
+    # message (a 500 "Server misconfigured", the log naming the setting, not the message), and
+    # an oversized message is a 422 whose input is not logged either.
+    lines, output, statuses = _run([(*chat, e) for e in events[:2]], app_environment, tmp_path)
+    bad_lines, bad_output, bad_statuses = _run(
+        [(*chat, e) for e in events[2:]],
+        {**app_environment, "CHAT_ASSISTANT": "missing"},
+        tmp_path,
+    )
+    assert statuses == [200, 200]
+    assert bad_statuses == [500, 422]
+    everything = output + bad_output
+    assert CANARY not in everything
+    assert token not in everything
+    requests = [line for line in lines + bad_lines if line.get("message") == "request"]
+    assert [r["status"] for r in requests] == [200, 200, 500, 422]
+    assert any("CHAT_ASSISTANT" in line.get("message", "") for line in bad_lines)
+    turns = [line["ChatTurns"] for line in lines if "ChatTurns" in line]
+    assert turns == [[1.0], [1.0]]
