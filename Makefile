@@ -13,7 +13,7 @@ export PGBOUNCER_PORT
 BETTER_AUTH := infra/better-auth
 .PHONY: help install run token token-jwks better-auth events test pytest pytest-pgbouncer lint \
         format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean \
-        bench bench-quick
+        bench bench-quick audit
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -98,8 +98,10 @@ STAGE ?= dev
 deploy: build  ## sam deploy --config-env $(STAGE) (AWS credentials from your environment)
 	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE)
 
-test: lint typecheck pytest pytest-pgbouncer validate  ## Everything CI runs: lint, types, tests (direct and via PgBouncer), template
-	@echo "make test: all checks passed"
+test: lint typecheck validate pytest pytest-pgbouncer  ## Everything CI runs: lint, types, template, tests (direct, then via PgBouncer)
+
+audit: install  ## pip-audit the pinned runtime and dev dependencies (fails on a known vulnerability)
+	bash infra/audit.sh
 
 migrate: install  ## alembic upgrade head on DATABASE_URL (MIGRATION_DATABASE_URL for Neon's direct host)
 	$(BIN)/alembic upgrade head
