@@ -32,6 +32,7 @@ from todo_core.tasks.models import MAX_ID, USER_ID_MAX
 from todo_core.text import NON_BLANK_TEXT_PATTERN, StorableText, Trimmed
 
 TITLE_MAX = 200
+CONVERSATION_NOT_FOUND = "Conversation not found"
 
 TURN_KEY_SQL = "coalesce(reply_to_id, id)"
 """The turn a message belongs to: its own id for a user message, the question's for a reply."""

@@ -1,10 +1,10 @@
-"""HTTP routes for the chat and the conversation history."""
+"""The HTTP route of the chat turn (the history routes are in ``history_routes``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path
 
 from todo_core.api import (
     AUTHENTICATED_ROUTE_RESPONSES,
@@ -13,10 +13,9 @@ from todo_core.api import (
     not_found_response,
 )
 from todo_core.chat import service
-from todo_core.chat.models import ChatRequest, ChatResponse, ConversationPage, MessagePage
+from todo_core.chat.models import ChatRequest, ChatResponse
 from todo_core.deps import IdempotencyKeyHeader, PlainDigits, SessionDep, UserId
 from todo_core.observability import CHAT_TURNS, count
-from todo_core.pagination import CursorQuery
 from todo_core.settings import get_settings
 from todo_core.tasks.models import MAX_ID
 
@@ -55,45 +54,3 @@ def chat(
     )
     count(CHAT_TURNS)
     return response
-
-
-@router.get("/api/{user_id}/conversations", response_model=ConversationPage)
-def list_conversations(
-    session: SessionDep,
-    user_id: UserId,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, CursorQuery] = None,
-) -> ConversationPage:
-    """The caller's conversations, most recently active first."""
-    return service.list_conversations(session, user_id=user_id, limit=limit, cursor=cursor)
-
-
-@router.get(
-    "/api/{user_id}/conversations/{conversation_id}/messages",
-    response_model=MessagePage,
-    responses=_NOT_FOUND,
-)
-def list_messages(
-    session: SessionDep,
-    user_id: UserId,
-    conversation_id: ConversationId,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, CursorQuery] = None,
-) -> MessagePage:
-    """A page of messages, oldest first; ``next_cursor`` pages back to older ones."""
-    return service.list_messages(
-        session, user_id=user_id, conversation_id=conversation_id, limit=limit, cursor=cursor
-    )
-
-
-@router.delete(
-    "/api/{user_id}/conversations/{conversation_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=_NOT_FOUND,
-)
-def delete_conversation(
-    session: SessionDep, user_id: UserId, conversation_id: ConversationId
-) -> Response:
-    """Delete a conversation and its messages."""
-    service.delete_conversation(session, user_id=user_id, conversation_id=conversation_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)

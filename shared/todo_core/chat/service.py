@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from todo_core.chat.assistant import create_assistant
 from todo_core.chat.models import (
+    CONVERSATION_NOT_FOUND,
     TITLE_MAX,
     ChatRequest,
     ChatResponse,
-    Conversation,
-    ConversationPage,
-    ConversationPublic,
-    Message,
-    MessagePage,
-    MessagePublic,
 )
-from todo_core.chat.store import CONVERSATION_NOT_FOUND, ChatStore, OpenedTurn, chat_store_for
+from todo_core.chat.store import ChatStore, OpenedTurn, chat_store_for
 from todo_core.db import utc_now
 from todo_core.errors import AppError, AssistantFailed, IdempotencyKeyInProgress, NotFound
 from todo_core.idempotency import (
@@ -37,12 +30,6 @@ from todo_core.idempotency import (
     require_same_request,
 )
 from todo_core.observability import ASSISTANT_ERRORS, count, logger
-from todo_core.pagination import (
-    decode_cursor,
-    encode_cursor,
-    from_timestamp_key,
-    timestamp_key,
-)
 from todo_core.settings import Settings
 
 TITLE_WORDS_MAX = 60
@@ -222,71 +209,3 @@ def _retry_turn(
                 claim=claim,
             )
         # Another retry took it over first: wait for its answer like any other.
-
-
-def list_conversations(
-    session: Session, *, user_id: str, limit: int, cursor: str | None = None
-) -> ConversationPage:
-    """The user's conversations, most recently active first, one page at a time."""
-    query = select(Conversation).where(col(Conversation.user_id) == user_id)
-    if cursor is not None:
-        updated_key, conversation_id = decode_cursor(cursor)
-        query = query.where(
-            tuple_(col(Conversation.updated_at), col(Conversation.id))
-            < tuple_(from_timestamp_key(updated_key), conversation_id)
-        )
-    query = query.order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
-    rows = list(session.scalars(query.limit(limit + 1)))
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = None
-    if more and page:
-        last = page[-1]
-        next_cursor = encode_cursor(timestamp_key(last.updated_at), _id(last.id))
-    return ConversationPage(
-        items=[ConversationPublic.model_validate(c) for c in page], next_cursor=next_cursor
-    )
-
-
-def list_messages(
-    session: Session, *, user_id: str, conversation_id: int, limit: int, cursor: str | None = None
-) -> MessagePage:
-    """A page of the conversation's messages in turn order, oldest first; the first page holds
-    the most recent ones and ``next_cursor`` leads to older ones."""
-    owned = session.scalar(
-        select(col(Conversation.id)).where(
-            col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id
-        )
-    )
-    if owned is None:
-        raise NotFound(CONVERSATION_NOT_FOUND)
-    turn_key: Any = func.coalesce(col(Message.reply_to_id), col(Message.id))
-    query = select(Message, turn_key.label("turn")).where(
-        col(Message.conversation_id) == conversation_id
-    )
-    if cursor is not None:
-        turn, message_id = decode_cursor(cursor)
-        query = query.where(tuple_(turn_key, col(Message.id)) < tuple_(turn, message_id))
-    query = query.order_by(turn_key.desc(), col(Message.id).desc()).limit(limit + 1)
-    rows = session.execute(query).all()
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor(page[-1].turn, _id(page[-1].Message.id)) if more else None
-    items = [MessagePublic.model_validate(row.Message) for row in reversed(page)]
-    return MessagePage(items=items, next_cursor=next_cursor)
-
-
-def delete_conversation(session: Session, *, user_id: str, conversation_id: int) -> None:
-    """Delete the conversation and, by cascade, all its messages."""
-    deleted = session.execute(
-        delete(Conversation)
-        .where(col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id)
-        .returning(col(Conversation.id))
-    ).scalar_one_or_none()
-    session.commit()
-    if deleted is None:
-        raise NotFound(CONVERSATION_NOT_FOUND)
-
-
-def _id(value: int | None) -> int:
-    if value is None:  # only an unsaved row has no id
-        raise ValueError("row has no id")
-    return value

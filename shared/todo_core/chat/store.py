@@ -19,7 +19,7 @@ from sqlalchemy import JSON, bindparam, exc, func, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session, col
 
-from todo_core.chat.models import Conversation, Message, Role
+from todo_core.chat.models import CONVERSATION_NOT_FOUND, Conversation, Message, Role
 from todo_core.db import JSONDocument, utc_now
 from todo_core.errors import NotFound
 from todo_core.idempotency import (
@@ -32,8 +32,6 @@ from todo_core.idempotency import (
     pg_claim_cte,
     purge_and_read_key,
 )
-
-CONVERSATION_NOT_FOUND = "Conversation not found"
 
 
 @dataclass(frozen=True, slots=True)
