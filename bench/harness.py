@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ import psycopg
 
 from devserver.events import LambdaContext, decode_response_body, http_api_event
 from devserver.mint_token import mint_token
-from devserver.template import Route, read_routes
+from devserver.template import Route, import_function, read_routes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -123,13 +122,7 @@ def function_source(name: str) -> Path:
 
 def load_function(name: str) -> ModuleType:
     """Import ``functions/<name>/app.py`` as Lambda does, under a module name of its own."""
-    spec = importlib.util.spec_from_file_location(f"fn_{name}", function_source(name))
-    if spec is None or spec.loader is None:
-        raise ImportError(name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_function(function_source(name), f"fn_{name}")
 
 
 def event_for(

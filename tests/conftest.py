@@ -9,14 +9,14 @@ import secrets
 import string
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 
+from devserver.migrations import migrate
 from devserver.mint_token import mint_token
 from devserver.server import Gateway
 from tests.api_client import ApiClient, Response
@@ -32,18 +32,6 @@ TEST_SECRET = secrets.token_urlsafe(48)
 
 def _url_for(database: str, *, port: int = 5432) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
-
-
-def migrate(url: str) -> None:
-    previous = os.environ.get("MIGRATION_DATABASE_URL")
-    os.environ["MIGRATION_DATABASE_URL"] = url
-    try:
-        command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
-    finally:
-        if previous is None:
-            del os.environ["MIGRATION_DATABASE_URL"]
-        else:
-            os.environ["MIGRATION_DATABASE_URL"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -72,21 +60,32 @@ def app_url(database_name: str) -> str:
     return _url_for(database_name)
 
 
-@pytest.fixture(scope="session")
-def app_environment(app_url: str) -> Iterator[dict[str, str]]:
-    environment = {"DATABASE_URL": app_url, "BETTER_AUTH_SECRET": TEST_SECRET}
+@contextmanager
+def functions_environment(environment: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Give the functions in this process these variables (as a new deployment would: settings
+    and engine start afresh), and put the previous ones back afterwards."""
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     get_settings.cache_clear()
     reset_engine()
-    yield environment
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    get_settings.cache_clear()
-    reset_engine()
+    try:
+        yield environment
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+        reset_engine()
+
+
+@pytest.fixture(scope="session")
+def app_environment(app_url: str) -> Iterator[dict[str, str]]:
+    with functions_environment(
+        {"DATABASE_URL": app_url, "BETTER_AUTH_SECRET": TEST_SECRET}
+    ) as environment:
+        yield environment
 
 
 @pytest.fixture(scope="session")

@@ -7,18 +7,11 @@ import logging
 import os
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-
 from devserver.local_defaults import apply_local_defaults
+from devserver.migrations import migrate
 from devserver.server import Gateway, make_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def migrate() -> None:
-    """Bring the configured database (the embedded SQLite file by default) to the latest schema."""
-    command.upgrade(Config(str(PROJECT_ROOT / "alembic.ini")), "head")
 
 
 def main() -> None:

@@ -8,10 +8,8 @@ its event loop belongs to one thread).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from devserver.cors import read_cors_policy
 from devserver.events import LambdaContext, decode_response_body, http_api_event
-from devserver.template import Route, read_routes
+from devserver.template import Route, import_function, read_routes
 
 logger = logging.getLogger("devserver")
 
@@ -55,17 +53,9 @@ class Gateway:
 
     def module_for(self, route: Route) -> ModuleType:
         """Import the function's module once, under a name of its own (all are app.py)."""
-        module_name, _, _ = route.handler.rpartition(".")
-        source = route.code_dir / f"{module_name.replace('.', '/')}.py"
-        if source not in self._modules:
-            spec = importlib.util.spec_from_file_location(f"fn_{route.function}", source)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot load {source}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-            self._modules[source] = module
-        return self._modules[source]
+        if route.source not in self._modules:
+            self._modules[route.source] = import_function(route.source, f"fn_{route.function}")
+        return self._modules[route.source]
 
     def invoke(self, route: Route, event: dict[str, Any]) -> dict[str, Any]:
         """Call the function's handler with ``event``, on the worker thread."""

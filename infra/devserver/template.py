@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -42,6 +45,12 @@ class Route:
     path: str  # API Gateway's template, e.g. /api/{user_id}/tasks/{task_id}
     code_dir: Path
     handler: str  # "module.attribute", e.g. "app.handler"
+
+    @property
+    def source(self) -> Path:
+        """The handler's module file, e.g. ``functions/get_task/app.py``."""
+        module_name = self.handler.rpartition(".")[0]
+        return self.code_dir / f"{module_name.replace('.', '/')}.py"
 
     @property
     def route_key(self) -> str:
@@ -94,3 +103,15 @@ def read_routes(template_path: Path) -> list[Route]:
             )
     routes.sort(key=lambda route: route.specificity, reverse=True)
     return routes
+
+
+def import_function(source: Path, name: str) -> ModuleType:
+    """Import a function's module from its file, as Lambda does, under a name of its own (every
+    function's module is ``app.py``, so the file name cannot be the module name)."""
+    spec = importlib.util.spec_from_file_location(name, source)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {source}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

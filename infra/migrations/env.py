@@ -1,23 +1,27 @@
-"""Alembic environment. The URL is, in order: ``MIGRATION_DATABASE_URL`` (Neon's direct,
-non-pooled host: DDL and long transactions don't belong on the pooler), then ``DATABASE_URL``,
-then the embedded SQLite default."""
+"""Alembic environment. The URL is, in order: one handed in by the caller
+(``config.attributes["database_url"]``, see infra/devserver/migrations.py),
+``MIGRATION_DATABASE_URL`` (Neon's direct, non-pooled host: DDL and long transactions don't
+belong on the pooler), ``DATABASE_URL``, then the embedded SQLite default."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
 import todo_core.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from todo_core.db import create_sqlite_directory
 from todo_core.settings import load_settings, normalize_database_url
 
 config = context.config
 
 
 def _database_url() -> str:
+    given = config.attributes.get("database_url")
+    if given:
+        return normalize_database_url(str(given))
     direct = os.environ.get("MIGRATION_DATABASE_URL", "").strip()
     if direct:
         return normalize_database_url(direct)
@@ -27,10 +31,8 @@ def _database_url() -> str:
 def run_migrations() -> None:
     url = _database_url()
     is_sqlite = url.startswith("sqlite")
-    if is_sqlite and ":///" in url:
-        database = url.split(":///", 1)[1]
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if is_sqlite:
+        create_sqlite_directory(url)
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":

@@ -47,6 +47,13 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 """A JSON document: JSONB on PostgreSQL, JSON text elsewhere."""
 
 
+def stored_id(value: int | None) -> int:
+    """The id of a row read from the database (only a row never stored has none)."""
+    if value is None:
+        raise ValueError("row has no id: it was never stored")
+    return value
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -130,10 +137,15 @@ def _create_postgres_engine(settings: Settings) -> Engine:
     return engine
 
 
-def _create_sqlite_engine(settings: Settings) -> Engine:
-    database = settings.database_url.split(":///", 1)[1] if ":///" in settings.database_url else ""
+def create_sqlite_directory(url: str) -> None:
+    """Create the folder of a SQLite file URL, which SQLite will not do itself."""
+    database = url.split(":///", 1)[1] if ":///" in url else ""
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _create_sqlite_engine(settings: Settings) -> Engine:
+    create_sqlite_directory(settings.database_url)
     engine = create_engine(
         settings.database_url, hide_parameters=True, connect_args={"check_same_thread": False}
     )

@@ -2,47 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def alembic_for() -> Iterator[object]:
-    saved = os.environ.get("MIGRATION_DATABASE_URL")
-
-    def configure(url: str) -> Config:
-        os.environ["MIGRATION_DATABASE_URL"] = url
-        return Config(str(ROOT / "alembic.ini"))
-
-    yield configure
-    if saved is None:
-        os.environ.pop("MIGRATION_DATABASE_URL", None)
-    else:
-        os.environ["MIGRATION_DATABASE_URL"] = saved
+from devserver.migrations import alembic_config
 
 
-def test_migrations_match_the_models_on_postgres(direct_url: str, alembic_for: object) -> None:
-    config = alembic_for(direct_url)  # type: ignore[operator]
-    command.check(config)  # raises if the models and the migrated schema differ
+def test_migrations_match_the_models_on_postgres(direct_url: str) -> None:
+    command.check(alembic_config(direct_url))  # raises if the models and the migrated schema differ
 
 
 # SQLite's expression index cannot be reflected, so the comparison skips it (and says so);
 # the PostgreSQL test compares it.
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
-def test_migrations_upgrade_check_and_downgrade_on_sqlite(
-    tmp_path: Path, alembic_for: object
-) -> None:
+def test_migrations_upgrade_check_and_downgrade_on_sqlite(tmp_path: Path) -> None:
     database = tmp_path / "todo.sqlite3"
-    config = alembic_for(f"sqlite:///{database}")  # type: ignore[operator]
+    config = alembic_config(f"sqlite:///{database}")
     command.upgrade(config, "head")
     command.check(config)
     with sqlite3.connect(database) as connection:

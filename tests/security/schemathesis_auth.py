@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
 from typing import Any
 
-import jwt
 import schemathesis
 
+from devserver.mint_token import mint_token
 from todo_core.idempotency import KEY_PATTERN
 
 
@@ -20,12 +19,7 @@ from todo_core.idempotency import KEY_PATTERN
 class TokenForThePathsUser:
     def get(self, case: Any, context: Any) -> str:
         user_id = str((case.path_parameters or {}).get("user_id", "schemathesis"))
-        now = int(time.time())
-        return jwt.encode(
-            {"sub": user_id, "iat": now, "exp": now + 600},
-            os.environ["BETTER_AUTH_SECRET"],
-            algorithm="HS256",
-        )
+        return mint_token(user_id, secret=os.environ["BETTER_AUTH_SECRET"], minutes=10)
 
     def set(self, case: Any, data: str, context: Any) -> None:
         headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}

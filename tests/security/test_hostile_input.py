@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from devserver.template import Route, read_routes
 from tests.api_client import ApiClient, Response
+from tests.security.stored_data import stored_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTES = read_routes(ROOT / "template.yaml")
@@ -65,14 +65,6 @@ HOSTILE_QUERIES = [
 ]  # fmt: skip
 
 
-def _snapshot(direct_url: str) -> dict[str, list[tuple[Any, ...]]]:
-    with psycopg.connect(direct_url) as connection:
-        return {
-            table: connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()  # noqa: S608
-            for table in ("task", "conversation", "message", "idempotency_key")
-        }
-
-
 def _assert_clean_4xx(response: Response, what: str) -> None:
     assert 400 <= response.status < 500, (what, response.status, response.body[:300])
     body = json.loads(response.body)
@@ -102,7 +94,7 @@ def test_hostile_bodies_are_4xx_json_and_change_nothing(
     token_for: Callable[..., str],
     direct_url: str,
 ) -> None:
-    before = _snapshot(direct_url)
+    before = stored_rows(direct_url)
     for name, (body, content_type) in HOSTILE_BODIES.items():
         response = api.request(
             route.method,
@@ -112,7 +104,7 @@ def test_hostile_bodies_are_4xx_json_and_change_nothing(
             headers={"content-type": content_type},
         )
         _assert_clean_4xx(response, f"{route.route_key} with {name}")
-    assert _snapshot(direct_url) == before
+    assert stored_rows(direct_url) == before
 
 
 @pytest.mark.parametrize("route", ID_ROUTES, ids=lambda r: r.route_key)
@@ -123,7 +115,7 @@ def test_hostile_ids_are_4xx_json_and_change_nothing(
     token_for: Callable[..., str],
     direct_url: str,
 ) -> None:
-    before = _snapshot(direct_url)
+    before = stored_rows(direct_url)
     body = {"title": "x"} if route.method == "PUT" else None
     for hostile in HOSTILE_IDS:
         values = {**seeded, "task_id": hostile, "conversation_id": hostile}
@@ -134,7 +126,7 @@ def test_hostile_ids_are_4xx_json_and_change_nothing(
             json_body=body,
         )
         _assert_clean_4xx(response, f"{route.route_key} with id {hostile!r}")
-    assert _snapshot(direct_url) == before
+    assert stored_rows(direct_url) == before
 
 
 @pytest.mark.parametrize("route", USER_ROUTES, ids=lambda r: r.route_key)
@@ -145,7 +137,7 @@ def test_hostile_user_ids_are_4xx_json_and_change_nothing(
     token_for: Callable[..., str],
     direct_url: str,
 ) -> None:
-    before = _snapshot(direct_url)
+    before = stored_rows(direct_url)
     body = {"title": "x", "message": "x"} if route.method in ("POST", "PUT") else None
     if route.route_key.endswith("/tasks") and route.method == "POST":
         body = {"title": "x"}
@@ -162,7 +154,7 @@ def test_hostile_user_ids_are_4xx_json_and_change_nothing(
             json_body=body,
         )
         _assert_clean_4xx(response, f"{route.route_key} as user {hostile!r}")
-    assert _snapshot(direct_url) == before
+    assert stored_rows(direct_url) == before
 
 
 @pytest.mark.parametrize(
@@ -175,7 +167,7 @@ def test_hostile_queries_are_never_5xx(
     token_for: Callable[..., str],
     direct_url: str,
 ) -> None:
-    before = _snapshot(direct_url)
+    before = stored_rows(direct_url)
     for query in HOSTILE_QUERIES:
         response = api.get(f"{_path(route, seeded)}?{query}", token=token_for(seeded["user_id"]))
         # A route that has no such parameter ignores it (2xx); one that has it refuses it.
@@ -185,7 +177,7 @@ def test_hostile_queries_are_never_5xx(
         # A repeated parameter is read once (the last value), like any web framework does.
         if parameter in _query_parameters(route) and "&" not in query:
             _assert_clean_4xx(response, f"{route.route_key}?{query}")
-    assert _snapshot(direct_url) == before
+    assert stored_rows(direct_url) == before
 
 
 def _query_parameters(route: Route) -> set[str]:

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from devserver.template import Route, read_routes
 from tests.api_client import ApiClient, Response
+from tests.security.stored_data import stored_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTES = [r for r in read_routes(ROOT / "template.yaml") if "{user_id}" in r.path]
@@ -34,17 +34,6 @@ REQUEST_BODIES: dict[str, Any] = {
 }
 # Routes whose success would expose or change a resource by id in the body rather than the path.
 BODY_REFERENCES = {"POST /api/{user_id}/chat"}
-
-
-def _snapshot(direct_url: str, user_id: str) -> dict[str, list[tuple[Any, ...]]]:
-    with psycopg.connect(direct_url) as connection:
-        return {
-            table: connection.execute(
-                f"SELECT * FROM {table} WHERE user_id = %s ORDER BY 1, 2",  # noqa: S608
-                (user_id,),
-            ).fetchall()
-            for table in ("task", "conversation", "message", "idempotency_key")
-        }
 
 
 def _request(
@@ -110,11 +99,11 @@ def test_isolation_other_users_path_is_403_and_changes_nothing(
     alices_data: dict[str, int],
     direct_url: str,
 ) -> None:
-    before = _snapshot(direct_url, alice)
+    before = stored_rows(direct_url, alice)
     response = _request(api, route, path_user=alice, token=token_for(bob), resources=alices_data)
     assert response.status == 403, (route.route_key, response.body)
     assert "alice's task" not in response.body.decode()
-    assert _snapshot(direct_url, alice) == before
+    assert stored_rows(direct_url, alice) == before
 
 
 @pytest.mark.parametrize(
@@ -135,12 +124,12 @@ def test_isolation_other_users_ids_are_404_and_change_nothing(
     alices_data: dict[str, int],
     direct_url: str,
 ) -> None:
-    before = _snapshot(direct_url, alice)
+    before = stored_rows(direct_url, alice)
     response = _request(api, route, path_user=bob, token=token_for(bob), resources=alices_data)
     assert response.status == 404, (route.route_key, response.body)
     assert "alice's task" not in response.body.decode()
-    assert _snapshot(direct_url, alice) == before
-    assert _snapshot(direct_url, bob)["message"] == []  # nothing stored on bob's side either
+    assert stored_rows(direct_url, alice) == before
+    assert stored_rows(direct_url, bob)["message"] == []  # nothing stored on bob's side either
 
 
 @pytest.mark.parametrize(
@@ -157,8 +146,8 @@ def test_isolation_own_collections_never_show_other_users_data(
     alices_data: dict[str, int],
     direct_url: str,
 ) -> None:
-    before = _snapshot(direct_url, alice)
+    before = stored_rows(direct_url, alice)
     response = _request(api, route, path_user=bob, token=token_for(bob), resources={})
     assert response.status in (200, 201), (route.route_key, response.body)
     assert "alice's task" not in response.body.decode()
-    assert _snapshot(direct_url, alice) == before
+    assert stored_rows(direct_url, alice) == before

@@ -47,7 +47,7 @@ def test_schemathesis_finds_no_failure_in_any_operation(
                 **os.environ,
                 **app_environment,
                 "SCHEMATHESIS_HOOKS": "tests.security.schemathesis_auth",
-                "PYTHONPATH": f"{ROOT}:{ROOT / 'shared'}",
+                "PYTHONPATH": f"{ROOT}:{ROOT / 'shared'}:{ROOT / 'infra'}",
             },
             capture_output=True,
             text=True,

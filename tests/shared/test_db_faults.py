@@ -5,11 +5,10 @@ failure in the middle of a chat turn never leaves a reply without its question."
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +16,19 @@ import psycopg
 import pytest
 
 from tests.api_client import ApiClient, Response
-from tests.conftest import PGBOUNCER_PORT
+from tests.conftest import PGBOUNCER_PORT, functions_environment
 from tests.tcp_proxy import FaultyProxy
 from todo_core.chat import assistant as assistant_module
 from todo_core.chat.assistant import AssistantReply
 from todo_core.chat.tools import TaskTools
-from todo_core.db import get_engine, reset_engine
-from todo_core.settings import get_settings
+from todo_core.db import get_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@contextmanager
-def functions_using(url: str) -> Iterator[None]:
+def functions_using(url: str) -> AbstractContextManager[dict[str, str]]:
     """Point the functions at ``url`` (as a new deployment would), then back."""
-    saved = os.environ["DATABASE_URL"]
-    os.environ["DATABASE_URL"] = url
-    get_settings.cache_clear()
-    reset_engine()
-    try:
-        yield
-    finally:
-        os.environ["DATABASE_URL"] = saved
-        get_settings.cache_clear()
-        reset_engine()
+    return functions_environment({"DATABASE_URL": url})
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from todo_core.chat.models import (
     MessagePage,
     MessagePublic,
 )
+from todo_core.db import stored_id
 from todo_core.errors import NotFound
 from todo_core.pagination import decode_cursor, encode_cursor, from_timestamp_key, timestamp_key
 
@@ -39,7 +40,7 @@ def list_conversations(
     next_cursor = None
     if more and page:
         last = page[-1]
-        next_cursor = encode_cursor(timestamp_key(last.updated_at), _id(last.id))
+        next_cursor = encode_cursor(timestamp_key(last.updated_at), stored_id(last.id))
     return ConversationPage(
         items=[ConversationPublic.model_validate(c) for c in page], next_cursor=next_cursor
     )
@@ -67,7 +68,7 @@ def list_messages(
     query = query.order_by(turn_key.desc(), col(Message.id).desc()).limit(limit + 1)
     rows = session.execute(query).all()
     page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor(page[-1].turn, _id(page[-1].Message.id)) if more else None
+    next_cursor = encode_cursor(page[-1].turn, stored_id(page[-1].Message.id)) if more else None
     items = [MessagePublic.model_validate(row.Message) for row in reversed(page)]
     return MessagePage(items=items, next_cursor=next_cursor)
 
@@ -82,9 +83,3 @@ def delete_conversation(session: Session, *, user_id: str, conversation_id: int)
     session.commit()
     if deleted is None:
         raise NotFound(CONVERSATION_NOT_FOUND)
-
-
-def _id(value: int | None) -> int:
-    if value is None:  # only an unsaved row has no id
-        raise ValueError("row has no id")
-    return value

@@ -423,6 +423,21 @@ class PostgresChatStore:
         )
 
 
+def _touch_conversation(
+    session: Session, *, user_id: str, conversation_id: int, now: datetime
+) -> None:
+    """Mark the user's conversation active; NotFound (and nothing kept) if it is not theirs."""
+    touched = session.execute(
+        update(Conversation)
+        .where(col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id)
+        .values(updated_at=now)
+        .returning(col(Conversation.id))
+    ).scalar_one_or_none()
+    if touched is None:
+        session.rollback()
+        raise NotFound(CONVERSATION_NOT_FOUND)
+
+
 def _turn_key() -> Any:
     return func.coalesce(col(Message.reply_to_id), col(Message.id))
 
@@ -453,17 +468,7 @@ class PortableChatStore:
                 .returning(col(Conversation.id))
             ).scalar_one()
         else:
-            touched = session.execute(
-                update(Conversation)
-                .where(
-                    col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id
-                )
-                .values(updated_at=now)
-                .returning(col(Conversation.id))
-            ).scalar_one_or_none()
-            if touched is None:
-                session.rollback()
-                raise NotFound(CONVERSATION_NOT_FOUND)
+            _touch_conversation(session, user_id=user_id, conversation_id=conversation_id, now=now)
             history_rows = _window(session, conversation_id=conversation_id, window=window)
         message_id = session.execute(
             insert(Message)
@@ -508,15 +513,7 @@ class PortableChatStore:
         response: dict[str, Any] | None = None,
     ) -> int:
         now = utc_now()
-        touched = session.execute(
-            update(Conversation)
-            .where(col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id)
-            .values(updated_at=now)
-            .returning(col(Conversation.id))
-        ).scalar_one_or_none()
-        if touched is None:
-            session.rollback()
-            raise NotFound(CONVERSATION_NOT_FOUND)
+        _touch_conversation(session, user_id=user_id, conversation_id=conversation_id, now=now)
         try:
             reply_id = session.execute(
                 insert(Message)

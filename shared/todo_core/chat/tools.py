@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
 
+from todo_core.db import stored_id
 from todo_core.errors import NotFound
 from todo_core.tasks import service
 from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate, Title
@@ -93,7 +94,7 @@ class TaskTools:
         if isinstance(found, dict):
             return self._record(name, arguments, found)
         task = service.set_task_completed(
-            self.session, user_id=self.user_id, task_id=_id(found), completed=completed
+            self.session, user_id=self.user_id, task_id=stored_id(found.id), completed=completed
         )
         return self._record(name, arguments, {"task": task_json(task)})
 
@@ -102,7 +103,7 @@ class TaskTools:
         found = self._resolve(reference)
         if isinstance(found, dict):
             return self._record("delete_task", arguments, found)
-        task = service.delete_task(self.session, user_id=self.user_id, task_id=_id(found))
+        task = service.delete_task(self.session, user_id=self.user_id, task_id=stored_id(found.id))
         return self._record("delete_task", arguments, {"deleted": task_json(task)})
 
     def update_task(
@@ -123,15 +124,9 @@ class TaskTools:
         if isinstance(found, dict):
             return self._record("update_task", arguments, found)
         task = service.update_task(
-            self.session, user_id=self.user_id, task_id=_id(found), data=data
+            self.session, user_id=self.user_id, task_id=stored_id(found.id), data=data
         )
         return self._record("update_task", arguments, {"task": task_json(task)})
-
-
-def _id(task: Task) -> int:
-    if task.id is None:  # only a task that was never stored has no id
-        raise ValueError("task has no id")
-    return task.id
 
 
 def _first_message(error: ValidationError) -> str:
