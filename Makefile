@@ -62,13 +62,13 @@ pgbouncer:  ## Start PgBouncer (transaction mode) on 127.0.0.1:$(PGBOUNCER_PORT)
 pytest: install better-auth sam-tools  ## The test suite against PostgreSQL directly (and the sam build test)
 	$(BIN)/pytest
 
-pytest-pgbouncer: install better-auth pgbouncer  ## The test suite through PgBouncer in transaction mode
+pytest-pgbouncer: install better-auth  ## The test suite through a PgBouncer (transaction mode) it starts
 	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -m "not build and not bench"
 
-bench: install pgbouncer  ## Benchmarks (cold start, chat latency, round trips, overhead, scale out): see BENCHMARKS.md
+bench: install  ## Benchmarks (cold start, chat latency, round trips, overhead, scale out): see BENCHMARKS.md
 	$(BIN)/python -m bench.run_all
 
-bench-quick: install pgbouncer  ## The benchmarks with tiny counts (a smoke run; numbers mean nothing)
+bench-quick: install  ## The benchmarks with tiny counts (a smoke run; numbers mean nothing)
 	$(BIN)/python -m bench.run_all --quick --results-dir $(or $(RESULTS),/tmp/todo-bench-quick)
 
 $(SAM_VENV)/.installed: requirements/sam.txt

@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench" / "results"
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-PGBOUNCER_PORT = int(os.environ.get("PGBOUNCER_PORT", "6432"))
 SECRET = secrets.token_urlsafe(48)
 """The HS256 secret of this run: the functions verify tokens minted with it."""
 

@@ -17,7 +17,6 @@ import psycopg
 from bench.harness import (
     NO_TOOL_MESSAGE,
     PG_PORT,
-    PGBOUNCER_PORT,
     close_connections,
     event_for,
     give_main_thread_an_event_loop,
@@ -34,6 +33,7 @@ from bench.harness import (
     write_results,
 )
 from bench.wire_counter import CountingProxy, WireCounts
+from devserver.pgbouncer import dedicated_pgbouncer
 
 TARGET_NO_TOOL_TURN = 5
 HISTORY = 1000
@@ -117,9 +117,9 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
     give_main_thread_an_event_loop()
     repeat = 2 if quick else 5
     rows: list[dict[str, Any]] = []
-    with temporary_database("rt") as database:
+    with temporary_database("rt") as database, dedicated_pgbouncer() as bouncer:
         rows += _path_rows(database, "direct", PG_PORT, repeat)
-        rows += _path_rows(database, "pgbouncer", PGBOUNCER_PORT, repeat)
+        rows += _path_rows(database, "pgbouncer", bouncer.port, repeat)
     no_tool = [r for r in rows if r["request"].startswith("chat turn, no tool")]
     meets = all(r["round_trips"] <= TARGET_NO_TOOL_TURN for r in no_tool)
     print_table(

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
@@ -22,7 +18,6 @@ from typing import Any
 import psycopg
 
 from bench.harness import (
-    ROOT,
     SECRET,
     event_for,
     new_user_id,
@@ -35,36 +30,11 @@ from bench.harness import (
     temporary_database,
     write_results,
 )
+from devserver.pgbouncer import dedicated_pgbouncer
 
 POOL_SIZE = 5
 SHARED_CONVERSATIONS = 3
 SEEDED_MESSAGES = 20
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
-@contextmanager
-def dedicated_pgbouncer(pool_size: int) -> Iterator[int]:
-    """A PgBouncer of our own (transaction mode, ``pool_size`` server connections per
-    database), started with infra/pgbouncer/start.sh on a free port and stopped by its pid."""
-    port = next(p for p in range(6433, 6460) if _port_is_free(p))
-    directory = Path(tempfile.gettempdir()) / f"todo-bench-pgbouncer-{port}"
-    environ = {
-        **os.environ,
-        "PGBOUNCER_PORT": str(port),
-        "PGBOUNCER_DIR": str(directory),
-        "PGBOUNCER_POOL_SIZE": str(pool_size),
-    }
-    subprocess.run(["bash", str(ROOT / "infra/pgbouncer/start.sh")], env=environ, check=True)
-    try:
-        yield port
-    finally:
-        pid_file = directory / "pgbouncer.pid"
-        if pid_file.exists():
-            os.kill(int(pid_file.read_text().strip()), 15)
 
 
 def _worker(
@@ -198,9 +168,9 @@ def _check_stored(database: str, sent: list[str], workers: int) -> dict[str, Any
 def run(quick: bool, results_dir: Path) -> dict[str, Any]:
     counts, max_turns, seconds = ((2, 3), 4, 5.0) if quick else ((10, 25, 50), 400, 10.0)
     rows = []
-    with temporary_database("scale") as database, dedicated_pgbouncer(POOL_SIZE) as port:
+    with temporary_database("scale") as database, dedicated_pgbouncer(POOL_SIZE) as bouncer:
         for workers in counts:
-            rows.append(_scenario(database, port, workers, max_turns, seconds))
+            rows.append(_scenario(database, bouncer.port, workers, max_turns, seconds))
     ok = all(r["errors"] == 0 and r["stored_exactly_once_with_one_reply"] for r in rows)
     print_table(
         f"5. Scale out: N processes, one connection each, through PgBouncer (transaction mode,"

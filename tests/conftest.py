@@ -1,6 +1,7 @@
 """Test fixtures: a fresh PostgreSQL database per run (migrated with Alembic), reached directly
-or, with ``TEST_VIA_PGBOUNCER=1``, through PgBouncer in transaction mode as Neon's pooled string
-is; the functions are invoked through their real handlers with real HTTP API events."""
+or, with ``TEST_VIA_PGBOUNCER=1``, through a PgBouncer in transaction mode that the run starts for
+itself, as Neon's pooled string is; the functions are invoked through their real handlers with
+real HTTP API events."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import event
 
 from devserver.migrations import migrate
 from devserver.mint_token import mint_token
+from devserver.pgbouncer import dedicated_pgbouncer
 from devserver.server import Gateway
 from tests.api_client import ApiClient, Response
 from todo_core.db import get_engine, reset_engine
@@ -25,13 +27,12 @@ from todo_core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-PGBOUNCER_PORT = int(os.environ.get("PGBOUNCER_PORT", "6432"))
 VIA_PGBOUNCER = os.environ.get("TEST_VIA_PGBOUNCER") == "1"
 TEST_SECRET = secrets.token_urlsafe(48)
 
 
-def _url_for(database: str, *, port: int = 5432) -> str:
-    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+def _url_for(database: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:5432/{database}"
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +54,13 @@ def direct_url(database_name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def app_url(database_name: str) -> str:
-    """The URL the functions use: through PgBouncer when the run asks for it."""
-    if VIA_PGBOUNCER:
-        return _url_for(database_name, port=PGBOUNCER_PORT)
-    return _url_for(database_name)
+def app_url(database_name: str) -> Iterator[str]:
+    """The URL the functions use: through a PgBouncer of the run's own when it asks for one."""
+    if not VIA_PGBOUNCER:
+        yield _url_for(database_name)
+        return
+    with dedicated_pgbouncer() as bouncer:
+        yield bouncer.url(database_name)
 
 
 @contextmanager

@@ -15,7 +15,8 @@ if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
   apt-get update -qq >&2
   apt-get install -y -qq pgbouncer >&2
   # The package starts its own instance on 6432 with its own config; ours replaces it.
-  (service pgbouncer stop || pkill -x pgbouncer || true) >/dev/null 2>&1
+  (service pgbouncer stop || kill "$(cat /var/run/postgresql/pgbouncer.pid)" || true) >/dev/null 2>&1
+  sleep 1
 fi
 bin="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
 
@@ -24,9 +25,9 @@ if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "pgbouncer already running on 127.0.0.1:$port" >&2
     exit 0
   fi
-  echo "port $port is taken by another process; stopping a stray pgbouncer" >&2
-  pkill -x pgbouncer || true
-  sleep 1
+  echo "port $port is taken by another process (Debian's own pgbouncer service?):" \
+    "stop it, or choose another port with PGBOUNCER_PORT" >&2
+  exit 1
 fi
 
 mkdir -p "$dir"

@@ -25,14 +25,21 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "shared"), str(ROOT / "infra"), str(ROOT)]),
     }
-    subprocess.run(
+    completed = subprocess.run(
         [sys.executable, "-m", "bench.run_all", "--quick", "--results-dir", str(directory)],
         cwd=ROOT,
         env=environ,
-        check=True,
         capture_output=True,
+        text=True,
         timeout=600,
+        check=False,
     )
+    if completed.returncode != 0:
+        pytest.fail(
+            f"the benchmarks exited with {completed.returncode}:\n"
+            f"{completed.stdout[-3000:]}\n{completed.stderr[-5000:]}",
+            pytrace=False,
+        )
     return directory
 
 

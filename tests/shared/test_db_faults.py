@@ -5,7 +5,6 @@ failure in the middle of a chat turn never leaves a reply without its question."
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -15,8 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from devserver.pgbouncer import PgBouncer, dedicated_pgbouncer
 from tests.api_client import ApiClient, Response
-from tests.conftest import PGBOUNCER_PORT, functions_environment
+from tests.conftest import functions_environment
 from tests.tcp_proxy import FaultyProxy
 from todo_core.chat import assistant as assistant_module
 from todo_core.chat.assistant import AssistantReply
@@ -106,14 +106,22 @@ def test_db_fault_terminated_backend_is_replaced_transparently(
         assert _backend_pid() != first
 
 
-def _pgbouncer_url(database_name: str) -> str:
-    return f"postgresql://postgres@127.0.0.1:{PGBOUNCER_PORT}/{database_name}"
+@pytest.fixture
+def pgbouncer() -> Iterator[PgBouncer]:
+    """A transaction-mode PgBouncer of this test's own, to kill and restart at will."""
+    with dedicated_pgbouncer() as bouncer:
+        yield bouncer
 
 
 def test_db_fault_pgbouncer_server_connections_killed_is_transparent(
-    api: ApiClient, database_name: str, direct_url: str, alice: str, token_for: Callable[..., str]
+    api: ApiClient,
+    pgbouncer: PgBouncer,
+    database_name: str,
+    direct_url: str,
+    alice: str,
+    token_for: Callable[..., str],
 ) -> None:
-    with functions_using(_pgbouncer_url(database_name)):
+    with functions_using(pgbouncer.url(database_name)):
         assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
         with psycopg.connect(direct_url, autocommit=True) as admin:
             killed = admin.execute(
@@ -129,15 +137,16 @@ def test_db_fault_pgbouncer_server_connections_killed_is_transparent(
 
 
 def test_db_fault_pgbouncer_restart_is_transparent(
-    api: ApiClient, database_name: str, alice: str, token_for: Callable[..., str]
+    api: ApiClient,
+    pgbouncer: PgBouncer,
+    database_name: str,
+    alice: str,
+    token_for: Callable[..., str],
 ) -> None:
-    with functions_using(_pgbouncer_url(database_name)):
+    with functions_using(pgbouncer.url(database_name)):
         assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
-        subprocess.run(["bash", str(ROOT / "infra/pgbouncer/stop.sh")], check=True)
-        time.sleep(0.5)
-        subprocess.run(
-            ["bash", str(ROOT / "infra/pgbouncer/start.sh")], check=True, capture_output=True
-        )
+        pgbouncer.stop()
+        pgbouncer.start()
         assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
 
 
