@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import platform
 import secrets
@@ -119,9 +121,21 @@ def function_source(name: str) -> Path:
     return ROOT / "functions" / name / "app.py"
 
 
+FUNCTION_OUTPUT = open(os.devnull, "w")  # noqa: SIM115  (open for the process's life)
+"""Where the functions' request log lines and EMF metrics go in a benchmark: formatted and written
+as on Lambda, so that their cost is measured, but kept out of the tables."""
+
+
 def load_function(name: str) -> ModuleType:
-    """Import ``functions/<name>/app.py`` as Lambda does, under a module name of its own."""
-    return import_function(function_source(name), f"fn_{name}")
+    """Import ``functions/<name>/app.py`` as Lambda does, under a module name of its own; its
+    log lines go to ``FUNCTION_OUTPUT`` (``invoke`` sends its metrics there too)."""
+    module = import_function(function_source(name), f"fn_{name}")
+    from todo_core.observability import logger  # noqa: PLC0415  (imported by the function)
+
+    for log_handler in logger.handlers:
+        if isinstance(log_handler, logging.StreamHandler):
+            log_handler.setStream(FUNCTION_OUTPUT)
+    return module
 
 
 def event_for(
@@ -167,7 +181,8 @@ _CONTEXT = LambdaContext()
 def invoke(module: ModuleType, event: dict[str, Any]) -> Invoked:
     """Call the function's handler as Lambda does; the event is copied (Mangum may change it).
     One context object serves every call, so that building it is not timed."""
-    result = module.handler(dict(event), _CONTEXT)
+    with contextlib.redirect_stdout(FUNCTION_OUTPUT):
+        result = module.handler(dict(event), _CONTEXT)
     raw = decode_response_body(result)
     return Invoked(int(result["statusCode"]), json.loads(raw) if raw else None)
 
