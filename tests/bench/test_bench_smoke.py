@@ -50,7 +50,8 @@ def _load(results: Path, name: str) -> Any:
 
 
 def test_bench_cold_start_covers_every_function_and_both_floors(results: Path) -> None:
-    rows = _load(results, "cold_start")["rows"]
+    data = _load(results, "cold_start")
+    rows = data["rows"]
     names = {row["name"] for row in rows}
     functions = {path.name for path in (ROOT / "functions").iterdir() if path.is_dir()}
     assert names == functions | {"floor (a) stack", "floor (b) bare"}
@@ -59,6 +60,11 @@ def test_bench_cold_start_covers_every_function_and_both_floors(results: Path) -
         assert row["total_ms"] > 0
         assert isinstance(row["peak_rss_mb"], NUMBER)
         assert row["peak_rss_mb"] > 0
+        low, high = row["cpu_vs_floor_a_iqr"]
+        assert low <= row["cpu_vs_floor_a"] <= high
+        assert len(row["cpu_ms_samples"]) == data["runs"]
+    floor = next(row for row in rows if row["name"] == "floor (a) stack")
+    assert floor["cpu_vs_floor_a"] == 1.0
 
 
 def test_bench_chat_latency_has_three_history_lengths_and_a_plot(results: Path) -> None:
