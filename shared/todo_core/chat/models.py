@@ -48,7 +48,8 @@ class Conversation(SQLModel, table=True):
     # "A user's conversations, most recently active first" is a backward scan of this index.
     __table_args__ = (
         Index("ix_conversation_user_id_updated_at_id", "user_id", "updated_at", "id"),
-        {"sqlite_autoincrement": True},
+        # Ids are never reused, on SQLite too: migration 0002 sets sqlite_autoincrement (see
+        # Task: naming it here would load SQLAlchemy's SQLite dialect at cold start).
     )
 
     id: int | None = Field(
@@ -70,7 +71,7 @@ class Message(SQLModel, table=True):
         CheckConstraint(
             "(role = 'user') = (reply_to_id IS NULL)", name="ck_message_reply_only_for_assistant"
         ),
-        {"sqlite_autoincrement": True},
+        # sqlite_autoincrement: set by migration 0002, as for Conversation.
     )
 
     id: int | None = Field(

@@ -54,8 +54,9 @@ class Task(TaskBase, table=True):
     # Serves "a user's tasks, newest first", with or without a status filter.
     __table_args__ = (
         Index("ix_task_user_id_id", "user_id", "id"),
-        # Ids are never reused, on SQLite too (a deleted task's id must not name a new one).
-        {"sqlite_autoincrement": True},
+        # Ids are never reused, on SQLite too: migration 0001 creates the table with
+        # sqlite_autoincrement. Not named here, where it would load SQLAlchemy's SQLite dialect
+        # at every function's cold start.
     )
 
     id: int | None = Field(
