@@ -8,7 +8,9 @@ without the request's content.
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -21,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from todo_core.errors import AppError, ConfigurationError, PayloadTooLarge, ServiceUnavailable
 from todo_core.observability import logger
 from todo_core.settings import get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -212,14 +216,75 @@ async def _send_response(send: Send, response: JSONResponse) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def create_app(router: APIRouter, *, route: str) -> FastAPI:
-    """An app serving only the route named ``route`` of ``router``: one Lambda, one endpoint."""
-    selected = [r for r in router.routes if getattr(r, "name", None) == route]
-    if len(selected) != 1:
-        raise LookupError(f"router has no single route named {route!r}")
+Endpoint = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class _Declared:
+    path: str
+    method: str
+    endpoint: Endpoint
+    options: dict[str, Any]
+
+
+class Routes:
+    """Route declarations, with ``APIRouter``'s decorators, whose FastAPI routes are built only
+    when a function's app asks for one. Building a route analyses its dependencies and compiles
+    its models; a function serves one route, so building its module's others at cold start
+    would be wasted."""
+
+    def __init__(self, *, tags: list[str], responses: dict[int | str, dict[str, Any]]) -> None:
+        self.tags = tags
+        self.responses = responses
+        self._declared: dict[str, _Declared] = {}
+
+    def _declare(self, method: str, path: str, options: dict[str, Any]) -> Callable[[F], F]:
+        def register(endpoint: F) -> F:
+            if endpoint.__name__ in self._declared:
+                raise ValueError(f"route {endpoint.__name__!r} is declared twice")
+            self._declared[endpoint.__name__] = _Declared(path, method, endpoint, options)
+            return endpoint
+
+        return register
+
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self._declare("GET", path, options)
+
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self._declare("POST", path, options)
+
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self._declare("PUT", path, options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self._declare("PATCH", path, options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self._declare("DELETE", path, options)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._declared)
+
+    def build(self, name: str) -> APIRouter:
+        """A router holding the one route named ``name`` (its endpoint function's name)."""
+        try:
+            declared = self._declared[name]
+        except KeyError:
+            raise LookupError(f"no route named {name!r}") from None
+        router = APIRouter(tags=list(self.tags), responses=self.responses)
+        router.add_api_route(
+            declared.path, declared.endpoint, methods=[declared.method], **declared.options
+        )
+        return router
+
+
+def create_app(routes: Routes, *, route: str) -> FastAPI:
+    """An app serving only the route named ``route`` of ``routes``: one Lambda, one endpoint."""
+    router = routes.build(route)
     # The per-function apps serve no docs of their own: the local server merges their OpenAPI.
     app = FastAPI(title=f"todo-api {route}", openapi_url=None, docs_url=None, redoc_url=None)
-    app.router.routes.extend(selected)
+    app.router.routes.extend(router.routes)
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(ConfigurationError, _configuration_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)

@@ -12,8 +12,8 @@ from sqlmodel import Session
 from todo_core.auth import verify_token
 from todo_core.db import open_session
 from todo_core.errors import NotAuthenticated, PermissionDenied
-from todo_core.idempotency import KEY_MAX, KEY_PATTERN
 from todo_core.tasks.models import MAX_ID, USER_ID_MAX, USER_ID_PATTERN
+from todo_core.text import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 
 _bearer = HTTPBearer(auto_error=False, description="A Better Auth JWT (or an HS256 token).")
 
@@ -52,8 +52,8 @@ IdempotencyKeyHeader = Annotated[
     Header(
         alias="Idempotency-Key",
         min_length=1,
-        max_length=KEY_MAX,
-        pattern=KEY_PATTERN,
+        max_length=IDEMPOTENCY_KEY_MAX,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
         description=(
             "Makes the request safe to retry: a retry with the same key and body gets the first"
             " response and stores nothing new. 1..255 printable ASCII characters, e.g. a UUID;"

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from todo_core.api import PUBLIC_ROUTE_RESPONSES
+from todo_core.api import PUBLIC_ROUTE_RESPONSES, Routes
 from todo_core.db import get_engine
 
-router = APIRouter(tags=["health"], responses=PUBLIC_ROUTE_RESPONSES)
+router = Routes(tags=["health"], responses=PUBLIC_ROUTE_RESPONSES)
 
 
 class Health(BaseModel):

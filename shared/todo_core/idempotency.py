@@ -28,10 +28,7 @@ from sqlmodel import Field, Session, SQLModel, col
 from todo_core.db import UTCDateTime
 from todo_core.errors import IdempotencyKeyReused
 from todo_core.tasks.models import USER_ID_MAX
-
-KEY_MAX = 255
-KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
-"""Printable ASCII; spaces inside only (a header value's outer whitespace is not part of it)."""
+from todo_core.text import IDEMPOTENCY_KEY_MAX
 
 
 class IdempotencyKey(SQLModel, table=True):
@@ -40,7 +37,7 @@ class IdempotencyKey(SQLModel, table=True):
     __table_args__ = (Index("ix_idempotency_key_user_id_expires_at", "user_id", "expires_at"),)
 
     user_id: str = Field(max_length=USER_ID_MAX, primary_key=True)
-    key: str = Field(max_length=KEY_MAX, primary_key=True)
+    key: str = Field(max_length=IDEMPOTENCY_KEY_MAX, primary_key=True)
     request_hash: str = Field(sa_column=Column(CHAR(64), nullable=False))
     status_code: int | None = Field(default=None)
     # json, not jsonb: jsonb reorders object keys, and a replay must be byte for byte the first

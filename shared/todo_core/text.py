@@ -36,6 +36,11 @@ TEXT_PATTERN = f"^{_NO_CONTROL_BUT_LINES}*$"
 NON_BLANK_TEXT_PATTERN = f"^{_NO_CONTROL_BUT_LINES}*{_VISIBLE}{_NO_CONTROL_BUT_LINES}*$"
 """Free text with at least one character that is not whitespace."""
 
+IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
+"""An ``Idempotency-Key`` header: printable ASCII; spaces inside only (a header value's outer
+whitespace is not part of it)."""
+
 
 def trim(value: Any) -> Any:
     """Strip JSON Schema whitespace from both ends of a string; leave other types to validation."""

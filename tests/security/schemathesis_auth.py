@@ -12,7 +12,7 @@ from typing import Any
 import schemathesis
 
 from devserver.mint_token import mint_token
-from todo_core.idempotency import KEY_PATTERN
+from todo_core.text import IDEMPOTENCY_KEY_PATTERN as KEY_PATTERN
 
 
 @schemathesis.auth(refresh_interval=None)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
-from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, not_found_response
+from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, Routes, not_found_response
 from todo_core.chat import history
 from todo_core.chat.models import ConversationPage, MessagePage
 from todo_core.deps import PlainDigits, SessionDep, UserId
 from todo_core.pagination import CursorQuery
 from todo_core.tasks.models import MAX_ID
 
-router = APIRouter(tags=["conversations"], responses=AUTHENTICATED_ROUTE_RESPONSES)
+router = Routes(tags=["conversations"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 
 ConversationId = Annotated[
     int, Path(ge=1, le=MAX_ID, description="The conversation's id."), PlainDigits

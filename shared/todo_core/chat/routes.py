@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 
 from todo_core.api import (
     AUTHENTICATED_ROUTE_RESPONSES,
     IDEMPOTENCY_RESPONSES,
     ErrorMessage,
+    Routes,
     not_found_response,
 )
 from todo_core.chat import service
@@ -19,7 +20,7 @@ from todo_core.observability import CHAT_TURNS, count
 from todo_core.settings import get_settings
 from todo_core.tasks.models import MAX_ID
 
-router = APIRouter(tags=["chat"], responses=AUTHENTICATED_ROUTE_RESPONSES)
+router = Routes(tags=["chat"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 
 ConversationId = Annotated[
     int, Path(ge=1, le=MAX_ID, description="The conversation's id."), PlainDigits

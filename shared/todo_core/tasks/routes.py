@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from todo_core.api import (
     AUTHENTICATED_ROUTE_RESPONSES,
     IDEMPOTENCY_RESPONSES,
+    Routes,
     not_found_response,
 )
 from todo_core.deps import IdempotencyKeyHeader, SessionDep, TaskId, UserId
@@ -17,7 +18,7 @@ from todo_core.settings import get_settings
 from todo_core.tasks import service
 from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate
 
-router = APIRouter(tags=["tasks"], responses=AUTHENTICATED_ROUTE_RESPONSES)
+router = Routes(tags=["tasks"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 
 _NOT_FOUND = not_found_response("task")
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -54,7 +55,9 @@ def create_task(
         task = service.create_task(session, user_id=user_id, data=body)
         count(TASKS_CREATED)
         return task
-    result = service.create_task_once(
+    from todo_core.tasks import keyed  # noqa: PLC0415  (only keyed requests load it)
+
+    result = keyed.create_task_once(
         session,
         user_id=user_id,
         data=body,
