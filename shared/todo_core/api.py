@@ -262,10 +262,6 @@ class Routes:
     def delete(self, path: str, **options: Any) -> Callable[[F], F]:
         return self._declare("DELETE", path, options)
 
-    @property
-    def names(self) -> list[str]:
-        return list(self._declared)
-
     def build(self, name: str) -> APIRouter:
         """A router holding the one route named ``name`` (its endpoint function's name)."""
         try:
