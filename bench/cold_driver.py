@@ -2,8 +2,9 @@
 
 ``python bench/cold_driver.py <app.py> <event.json>`` prints one JSON line: milliseconds to
 import the module, to serve the first event, the total since this script started, the status,
-and the process's peak RSS. The clock starts at this file's first line, before anything but the
-interpreter itself is loaded; it imports only what the standard library already has in memory.
+the process's peak RSS and how many modules it has loaded. The clock starts at this file's first
+line, before anything but the interpreter itself is loaded; it imports only what the standard
+library already has in memory.
 """
 
 import time
@@ -57,6 +58,7 @@ def main() -> None:
                 "status": int(response["statusCode"]),
                 "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
                 "peak_rss_mb": usage.ru_maxrss / 1024,
+                "modules": len(sys.modules),
             }
         ),
         flush=True,

@@ -188,6 +188,7 @@ def _summarize(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]
                 "vs_floor_a": round(total / floor_a, 3),
                 "vs_floor_b": round(total / floor_b, 3),
                 "peak_rss_mb": round(peak, 1),
+                "modules": max(s["modules"] for s in runs),
                 "meets_targets": name in FLOORS or (ratio <= TARGET_RATIO and peak < TARGET_RSS_MB),
             }
         )
@@ -209,6 +210,7 @@ def _print(rows: list[dict[str, Any]], runs: int) -> None:
             "x a (wall)",
             "x b (wall)",
             "peak RSS MB",
+            "modules",
             "target",
         ],
         [
@@ -224,6 +226,7 @@ def _print(rows: list[dict[str, Any]], runs: int) -> None:
                 r["vs_floor_a"],
                 r["vs_floor_b"],
                 r["peak_rss_mb"],
+                r["modules"],
                 "-" if r["name"] in FLOORS else ("ok" if r["meets_targets"] else "MISSED"),
             ]
             for r in rows
@@ -232,7 +235,8 @@ def _print(rows: list[dict[str, Any]], runs: int) -> None:
     print(
         f"target: CPU <= {TARGET_RATIO}x floor (a)'s and peak RSS < {TARGET_RSS_MB:.0f} MB."
         " 'x a (CPU)' is the median of per-round ratios to floor (a), with their interquartile"
-        " range; 'process ms' adds interpreter start and exit, as measured by the parent"
+        " range; 'process ms' adds interpreter start and exit, as measured by the parent;"
+        " 'modules' is how many the process has loaded after its first event (no noise)"
     )
 
 

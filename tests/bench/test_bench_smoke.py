@@ -63,6 +63,8 @@ def test_bench_cold_start_covers_every_function_and_both_floors(results: Path) -
         low, high = row["cpu_vs_floor_a_iqr"]
         assert low <= row["cpu_vs_floor_a"] <= high
         assert len(row["cpu_ms_samples"]) == data["runs"]
+        assert isinstance(row["modules"], int)
+        assert row["modules"] > 100
     floor = next(row for row in rows if row["name"] == "floor (a) stack")
     assert floor["cpu_vs_floor_a"] == 1.0
 
