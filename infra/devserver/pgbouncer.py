@@ -1,17 +1,15 @@
 """A PgBouncer of one's own, for the tests and benchmarks that need a transaction-mode pooler
 without depending on one already running: started with ``infra/pgbouncer/start.sh`` (which
 installs Debian's package when it is missing and runs as root) on a free port in a directory
-of its own, and stopped by its pid when the block ends."""
+of its own, and stopped with ``stop.sh`` when the block ends."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 START = ROOT / "infra" / "pgbouncer" / "start.sh"
+STOP = ROOT / "infra" / "pgbouncer" / "stop.sh"
 
 
 def free_port() -> int:
@@ -46,34 +45,21 @@ class PgBouncer:
     def url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def start(self) -> None:
+    def _run(self, script: Path) -> None:
         result = subprocess.run(
-            ["bash", str(START)], env=self._environ(), capture_output=True, text=True, check=False
+            ["bash", str(script)], env=self._environ(), capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
             log = self.directory / "pgbouncer.log"
             tail = log.read_text()[-2000:] if log.exists() else ""
-            raise RuntimeError(f"PgBouncer did not start: {result.stderr.strip()}\n{tail}")
+            raise RuntimeError(f"{script.name} failed: {result.stderr.strip()}\n{tail}")
+
+    def start(self) -> None:
+        self._run(START)
 
     def stop(self) -> None:
-        """Stops the pooler and waits until its port is closed."""
-        pid_file = self.directory / "pgbouncer.pid"
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"PgBouncer (pid {pid}) did not stop within 10 s")
+        """Stops the pooler and waits until it has exited (a no-op if it is not running)."""
+        self._run(STOP)
 
 
 @contextmanager
