@@ -171,7 +171,7 @@ def _summarize(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]
         total = _median(runs, "total_ms")
         cpu = _median(runs, "cpu_ms")
         peak = max(s["peak_rss_mb"] for s in runs)
-        ratios = sorted(_paired_ratios(runs, samples["floor (a) stack"]))
+        ratios = _paired_ratios(runs, samples["floor (a) stack"])
         ratio = statistics.median(ratios)
         quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratio] * 3
         rows.append(

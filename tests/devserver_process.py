@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from email.message import Message
 from pathlib import Path
@@ -87,3 +88,20 @@ def post_raw(url: str, *, token: str, body: object, key: str) -> tuple[int, byte
             return response.status, response.read()
     except HTTPError as error:
         return error.code, error.read()
+
+
+def race_keyed_posts(
+    bases: list[str], path: str, *, token: str, bodies: list[object], copies: int = 2
+) -> list[list[tuple[int, bytes]]]:
+    """For each body in turn, POST it ``copies`` times to every server in ``bases`` at once,
+    all under one Idempotency-Key (``race-<n>``): racing retries of one request. Returns each
+    round's responses."""
+    rounds = []
+    with ThreadPoolExecutor(max_workers=len(bases) * copies) as pool:
+        for n, body in enumerate(bodies):
+            futures = [
+                pool.submit(post_raw, f"{base}{path}", token=token, key=f"race-{n}", body=body)
+                for base in bases * copies
+            ]
+            rounds.append([future.result(timeout=30) for future in futures])
+    return rounds

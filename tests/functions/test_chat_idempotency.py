@@ -3,17 +3,14 @@ reply, whether it replays, waits for, or takes over the first attempt."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.api_client import ApiClient, Response
-from tests.devserver_process import post_raw, running_server
+from tests.devserver_process import race_keyed_posts
 from todo_core.chat import assistant as assistant_module
 from todo_core.chat import service as chat_service
 from todo_core.chat.assistant import AssistantReply
@@ -249,37 +246,16 @@ def test_chat_statements_of_a_retry_after_failure(
     assert len(count_statements) == 4  # failed claim, read the key, take over, finish
 
 
-@pytest.fixture
-def three_instances(
-    app_environment: dict[str, str], tmp_path: Path, api: object
-) -> Iterator[list[str]]:
-    with ExitStack() as stack:
-        yield [
-            stack.enter_context(running_server(app_environment, tmp_path / n, "--no-migrate"))
-            for n in "abc"
-        ]
-
-
 def test_chat_racing_retries_across_instances_store_one_turn(
     three_instances: list[str], alice: str, token_for: Callable[..., str], direct_url: str
 ) -> None:
-    token = token_for(alice)
     rounds = 5
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        for n in range(rounds):
-            futures = [
-                pool.submit(
-                    post_raw,
-                    f"{base}/api/{alice}/chat",
-                    token=token,
-                    key=f"race-{n}",
-                    body={"message": f"add t{n}"},
-                )
-                for base in three_instances * 2
-            ]
-            results = [future.result(timeout=30) for future in futures]
-            assert {status for status, _ in results} == {200}, results
-            assert len({body for _, body in results}) == 1, results
+    bodies: list[object] = [{"message": f"add t{n}"} for n in range(rounds)]
+    for results in race_keyed_posts(
+        three_instances, f"/api/{alice}/chat", token=token_for(alice), bodies=bodies
+    ):
+        assert {status for status, _ in results} == {200}, results
+        assert len({body for _, body in results}) == 1, results
     messages = _messages(direct_url)
     assert len(messages) == 2 * rounds
     for question, reply in zip(messages[::2], messages[1::2], strict=True):

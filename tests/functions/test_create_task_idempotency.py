@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from pathlib import Path
+from collections.abc import Callable
 
 import psycopg
 import pytest
 
 from tests.api_client import ApiClient, Response
-from tests.devserver_process import post_raw, running_server
+from tests.devserver_process import race_keyed_posts
 from todo_core.api import create_app
 from todo_core.tasks.routes import router
 
@@ -202,37 +199,16 @@ def test_create_task_key_is_documented_in_openapi() -> None:
     assert header["required"] is False
 
 
-@pytest.fixture
-def three_instances(
-    app_environment: dict[str, str], tmp_path: Path, api: object
-) -> Iterator[list[str]]:
-    with ExitStack() as stack:
-        yield [
-            stack.enter_context(running_server(app_environment, tmp_path / n, "--no-migrate"))
-            for n in "abc"
-        ]
-
-
 def test_create_task_racing_retries_across_instances_store_one_task(
     three_instances: list[str], alice: str, token_for: Callable[..., str], direct_url: str
 ) -> None:
-    token = token_for(alice)
     rounds = 10
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        for n in range(rounds):
-            futures = [
-                pool.submit(
-                    post_raw,
-                    f"{base}/api/{alice}/tasks",
-                    token=token,
-                    key=f"race-{n}",
-                    body={"title": f"t{n}"},
-                )
-                for base in three_instances * 2
-            ]
-            results = [future.result(timeout=30) for future in futures]
-            assert {status for status, _ in results} == {201}
-            assert len({body for _, body in results}) == 1, results
+    bodies: list[object] = [{"title": f"t{n}"} for n in range(rounds)]
+    for results in race_keyed_posts(
+        three_instances, f"/api/{alice}/tasks", token=token_for(alice), bodies=bodies
+    ):
+        assert {status for status, _ in results} == {201}
+        assert len({body for _, body in results}) == 1, results
     with psycopg.connect(direct_url) as connection:
         titles = sorted(row[0] for row in connection.execute("SELECT title FROM task"))
     assert titles == sorted(f"t{n}" for n in range(rounds))
