@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -253,6 +254,12 @@ def test_attack_expired_token(
     response = _list(api, alice, token)
     _assert_401(response)
     assert response.json()["detail"] == "Token has expired"
+
+
+def test_attack_hs256_token_without_expiry(api: ApiClient, jwks_mode: SetUp, alice: str) -> None:
+    jwks_mode(secret=True)
+    token = jwt.encode({"sub": alice, "iat": int(time.time())}, TEST_SECRET, algorithm="HS256")
+    _assert_401(_list(api, alice, token))
 
 
 @pytest.mark.parametrize("claim", ["nbf", "iat"])

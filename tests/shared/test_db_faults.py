@@ -100,6 +100,19 @@ def test_db_fault_unreachable_is_503_within_3_seconds_and_recovers(
     assert titles == ["x"]  # the failed attempt stored nothing
 
 
+def test_db_fault_connection_pool_exhausted_is_503_not_500(
+    api: ApiClient, alice: str, token_for: Callable[..., str]
+) -> None:
+    assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+    # Something holds the container's one connection: the request waits for the pool's timeout.
+    with get_engine().connect():
+        started = time.monotonic()
+        response = api.get(f"/api/{alice}/tasks", token=token_for(alice))
+    assert _is_json_503(response), response.body
+    assert time.monotonic() - started < 4
+    assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
+
+
 def test_db_fault_network_cut_between_invocations_is_transparent(
     api: ApiClient, proxy: FaultyProxy, alice: str, token_for: Callable[..., str]
 ) -> None:
