@@ -13,7 +13,7 @@ export PGBOUNCER_PORT
 BETTER_AUTH := infra/better-auth
 .PHONY: help install run token token-jwks better-auth events test pytest pytest-pgbouncer lint \
         format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean \
-        bench bench-quick audit
+        bench bench-quick bench-docs audit
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -65,8 +65,12 @@ pytest: install better-auth sam-tools  ## The test suite against PostgreSQL dire
 pytest-pgbouncer: install better-auth  ## The test suite through a PgBouncer (transaction mode) it starts
 	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -m "not build and not bench"
 
-bench: install  ## Benchmarks (cold start, chat latency, round trips, overhead, scale out): see BENCHMARKS.md
+bench: install  ## Benchmarks (cold start, chat latency, round trips, overhead, scale out), then bench-docs
 	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.render
+
+bench-docs: install  ## Render BENCHMARKS.md's tables and verdicts from bench/results/*.json
+	$(BIN)/python -m bench.render
 
 bench-quick: install  ## The benchmarks with tiny counts (a smoke run; numbers mean nothing)
 	$(BIN)/python -m bench.run_all --quick --results-dir $(or $(RESULTS),/tmp/todo-bench-quick)

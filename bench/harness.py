@@ -240,17 +240,25 @@ def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
     }
 
 
-def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, left_columns: int = 1
+) -> list[str]:
+    """The lines of a plain-text table: the first ``left_columns`` columns left-aligned (labels),
+    the others right-aligned (figures); what the benchmarks print and BENCHMARKS.md shows."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    return [
+        "  ".join(
+            v.ljust(w) if i < left_columns else v.rjust(w)
+            for i, (v, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in [list(headers), ["-" * w for w in widths], *cells]
+    ]
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     print(f"\n{title}")
-    for line in [list(headers), ["-" * w for w in widths], *cells]:
-        print(
-            "  ".join(
-                v.ljust(w) if i == 0 else v.rjust(w)
-                for i, (v, w) in enumerate(zip(line, widths, strict=True))
-            ).rstrip()
-        )
+    print("\n".join(format_table(headers, rows)))
     sys.stdout.flush()
 
 

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import event
+from bench.wire_counter import CountingProxy
 
 from devserver.migrations import migrate
 from devserver.mint_token import mint_token
 from devserver.pgbouncer import dedicated_pgbouncer
 from devserver.server import Gateway
 from tests.api_client import ApiClient, Response
-from todo_core.db import get_engine, reset_engine
+from tests.wire_tap import WireTap, proxied_url, upstream_port
+from todo_core.db import reset_engine
 from todo_core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,15 +166,14 @@ def send_chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Re
 
 
 @pytest.fixture
-def count_statements(app_environment: dict[str, str]) -> Iterator[list[str]]:
-    """Every SQL statement the functions' engine sends while the test runs, as the driver
-    executes it (psycopg in autocommit mode sends no separate transaction control)."""
-    engine = get_engine()
-    statements: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield statements
-    event.remove(engine, "before_cursor_execute", record)
+def wire(app_environment: dict[str, str], api: ApiClient) -> Iterator[WireTap]:
+    """The functions reach the database through a round-trip counter for this test (placed
+    between them and PgBouncer in the PgBouncer run); ``api`` cleans the tables afterwards."""
+    proxy = CountingProxy(upstream_port(app_environment["DATABASE_URL"]))
+    try:
+        with functions_environment(
+            {"DATABASE_URL": proxied_url(app_environment["DATABASE_URL"], proxy)}
+        ):
+            yield WireTap(proxy)
+    finally:
+        proxy.close()

@@ -60,7 +60,10 @@ class JwksServer:
         if self.behaviour == "redirect":
             return 302, b"", {"Location": "http://127.0.0.1:9/api/auth/jwks"}
         if self.behaviour == "huge":
-            return 200, json.dumps({"keys": [{"pad": "x" * 300_000}]}).encode(), json_type
+            # The real keys, padded past the size limit: only the limit refuses this document.
+            padding = {"kid": "padding", "kty": "unknown", "pad": "x" * 300_000}
+            document = {"keys": [*self.jwks["keys"], padding]}
+            return 200, json.dumps(document).encode(), json_type
         if self.behaviour == "hang":
             self._stop_hanging.wait(10)
         return 200, json.dumps(self.jwks).encode(), json_type

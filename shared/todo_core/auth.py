@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import logging
 import threading
 import urllib.request
 from collections.abc import Mapping
@@ -31,9 +30,8 @@ from typing import Any
 import jwt
 
 from todo_core.errors import NotAuthenticated, ServiceUnavailable
+from todo_core.observability import logger
 from todo_core.settings import Settings, get_settings
-
-logger = logging.getLogger("todo_core")
 
 LEEWAY_SECONDS = 30
 """Clock skew tolerated on ``exp``, ``nbf`` and ``iat``."""

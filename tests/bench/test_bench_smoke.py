@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.render import DOCUMENT, load_results, render
 
 pytestmark = pytest.mark.bench
 
@@ -98,3 +99,8 @@ def test_bench_scale_out_stores_every_message_once_without_errors(results: Path)
         assert row["errors"] == 0, row["error_samples"]
         assert row["stored_exactly_once_with_one_reply"]
         assert row["turns"] > 0
+
+
+def test_bench_results_render_into_benchmarks_md(results: Path) -> None:
+    document = render(DOCUMENT.read_text(encoding="utf-8"), load_results(results))
+    assert "<!-- bench:round_trips -->\n```\npath" in document

@@ -190,34 +190,3 @@ def test_chat_failing_assistant_is_502_and_keeps_the_question(
         rows = connection.execute("SELECT role, content FROM message").fetchall()
     assert rows == [("user", "add a private thing")]
     assert "private thing" not in caplog.text
-
-
-def test_chat_statements_per_turn_do_not_grow_with_history(
-    send_chat: Send, alice: str, direct_url: str, count_statements: list[str]
-) -> None:
-    conversation_id = send_chat(alice, "hello").json()["conversation_id"]
-    counts = {}
-    for history_length in (10, 1000):
-        with psycopg.connect(direct_url, autocommit=True) as connection:
-            connection.execute(
-                "INSERT INTO message (conversation_id, user_id, role, content)"
-                " SELECT %s, %s, 'user', 'filler ' || n FROM generate_series(1, %s) AS n",
-                (conversation_id, alice, history_length),
-            )
-        count_statements.clear()
-        response = send_chat(alice, "something unclear", conversation_id)
-        assert response.status == 200
-        assert response.json()["tool_calls"] == []
-        counts[history_length] = len(count_statements)
-    assert counts[10] == counts[1000]
-    assert counts[10] <= 4
-    assert counts[10] == 2, count_statements  # the floor: open the turn, finish it
-
-
-def test_chat_turn_with_a_tool_call_adds_only_the_tools_statements(
-    send_chat: Send, alice: str, count_statements: list[str]
-) -> None:
-    conversation_id = send_chat(alice, "hello").json()["conversation_id"]
-    count_statements.clear()
-    send_chat(alice, "add buy bread", conversation_id)
-    assert len(count_statements) == 3  # open, INSERT task, finish

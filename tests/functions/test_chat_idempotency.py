@@ -11,6 +11,7 @@ import pytest
 
 from tests.api_client import ApiClient, Response
 from tests.devserver_process import race_keyed_posts
+from tests.wire_tap import WireTap
 from todo_core.chat import assistant as assistant_module
 from todo_core.chat import service as chat_service
 from todo_core.chat.assistant import AssistantReply
@@ -221,29 +222,16 @@ def test_chat_retry_while_first_attempt_holds_the_lease_is_409_then_taken_over(
     assert [m[2] for m in _messages(direct_url)] == ["user", "assistant"]
 
 
-def test_chat_statements_per_turn_with_a_key(
-    chat: Callable[..., Response], alice: str, count_statements: list[str]
-) -> None:
-    conversation = chat(alice, "hello", key=None).json()["conversation_id"]
-    counts = []
-    for key in (None, KEY, KEY):  # plain turn, first keyed attempt, its retry (replay)
-        count_statements.clear()
-        assert chat(alice, "something unclear", conversation, key=key).status == 200
-        counts.append(len(count_statements))
-    # A keyed turn costs what a plain one does; a replay is the failed claim plus one SELECT.
-    assert counts == [2, 2, 2], count_statements
-
-
 @pytest.mark.usefixtures("assistant_failing_once")
-def test_chat_statements_of_a_retry_after_failure(
-    chat: Callable[..., Response], alice: str, count_statements: list[str]
+def test_chat_round_trips_of_a_retry_after_failure(
+    chat: Callable[..., Response], alice: str, wire: WireTap
 ) -> None:
-    count_statements.clear()
-    assert chat(alice, "something unclear").status == 502
-    assert len(count_statements) == 2  # open the turn, release the lease
-    count_statements.clear()
-    assert chat(alice, "something unclear").status == 200
-    assert len(count_statements) == 4  # failed claim, read the key, take over, finish
+    failed, counts = wire.measure(lambda: chat(alice, "something unclear"))
+    assert failed.status == 502
+    assert counts.round_trips == 2, counts.sql  # open the turn, release the lease
+    retry, counts = wire.measure(lambda: chat(alice, "something unclear"))
+    assert retry.status == 200
+    assert counts.round_trips == 4, counts.sql  # failed claim, read the key, take over, finish
 
 
 def test_chat_racing_retries_across_instances_store_one_turn(

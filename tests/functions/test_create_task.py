@@ -114,6 +114,21 @@ def test_create_task_body_over_limit_is_413(
     assert "limit" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(("extra", "status"), [(0, 201), (1, 413)])
+def test_create_task_body_at_the_limit_is_accepted_one_byte_more_is_413(
+    api: ApiClient, alice: str, token_for: Callable[..., str], extra: int, status: int
+) -> None:
+    document = b'{"title": "at the limit"}'
+    body = document + b" " * (64 * 1024 - len(document) + extra)  # MAX_BODY_BYTES' default
+    response = api.post(
+        f"/api/{alice}/tasks",
+        token=token_for(alice),
+        body=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status == status, response.body
+
+
 def test_create_task_without_token_is_401(api: ApiClient, alice: str) -> None:
     response = api.post(f"/api/{alice}/tasks", json_body={"title": "x"})
     assert response.status == 401

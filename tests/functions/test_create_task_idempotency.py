@@ -179,18 +179,6 @@ def test_create_task_purges_only_the_users_expired_keys(
     assert keys == [(alice, "live"), (alice, "new"), (bob, "old-3")]
 
 
-def test_create_task_statements_with_and_without_key(
-    create: Callable[..., Response], alice: str, count_statements: list[str]
-) -> None:
-    create(alice, {"title": "warm up"}, key=None)
-    counts = []
-    for key in (None, KEY, KEY):  # plain, first keyed request, its retry
-        count_statements.clear()
-        assert create(alice, {"title": "Buy milk"}, key=key).status == 201
-        counts.append(len(count_statements))
-    assert counts == [1, 1, 1], count_statements
-
-
 def test_create_task_key_is_documented_in_openapi() -> None:
     spec = create_app(router, route="create_task").openapi()
     parameters = spec["paths"]["/api/{user_id}/tasks"]["post"]["parameters"]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -20,7 +21,7 @@ from tests.api_client import ApiClient, Response
 from tests.conftest import TEST_SECRET
 from tests.jwks_server import JwksServer
 from tests.shared.conftest import Clock, Configure, SigningKey, claims_for, new_signing_key
-from todo_core import auth
+from todo_core import auth, observability
 from todo_core.errors import ConfigurationError
 from todo_core.settings import load_settings
 
@@ -255,6 +256,12 @@ def test_attack_expired_token(
     assert response.json()["detail"] == "Token has expired"
 
 
+def test_attack_hs256_token_without_expiry(api: ApiClient, jwks_mode: SetUp, alice: str) -> None:
+    jwks_mode(secret=True)
+    token = jwt.encode({"sub": alice, "iat": int(time.time())}, TEST_SECRET, algorithm="HS256")
+    _assert_401(_list(api, alice, token))
+
+
 @pytest.mark.parametrize("claim", ["nbf", "iat"])
 def test_attack_token_not_yet_valid(
     api: ApiClient, jwks_mode: SetUp, jwks_server: JwksServer, alice: str, claim: str
@@ -435,6 +442,30 @@ def test_jwks_unreachable_is_503_and_recovers(
     assert _list(api, alice, token).status == 503
     jwks_server.behaviour = "serve"
     assert _list(api, alice, token).status == 200  # no keys yet: the next request tries again
+
+
+def test_jwks_fetch_failure_is_one_structured_warning_without_the_token(
+    api: ApiClient,
+    jwks_mode: SetUp,
+    jwks_server: JwksServer,
+    alice: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = jwks_mode()
+    token = key.sign(claims_for(alice, jwks_server.base_url))
+    jwks_server.behaviour = "http_error"
+    assert _list(api, alice, token).status == 503
+    warnings = [record for record in caplog.records if record.levelname == "WARNING"]
+    # Through the functions' structured logger (a plain logger would reach Lambda's log group as
+    # unstructured text), so it is one JSON line with the request's correlation id.
+    assert [record.name for record in warnings] == [observability.logger.name]
+    formatter = observability.logger.registered_formatter
+    lines = [json.loads(formatter.format(record)) for record in warnings]
+    assert [(line["message"], line["service"]) for line in lines] == [
+        ("JWKS fetch failed: HTTPError", "todo-api")
+    ]
+    assert lines[0]["correlation_id"]
+    assert token not in caplog.text
 
 
 def test_jwks_refused_port_is_503(api: ApiClient, configure_auth: Configure, alice: str) -> None:

@@ -3,7 +3,10 @@ shared error responses, and a wrong route name fails at import, not at the first
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from fastapi.routing import APIRoute
 
 from todo_core.api import Routes, create_app
 from todo_core.chat.history_routes import router as history_router
@@ -25,18 +28,29 @@ def test_routes_keep_the_module_tags_and_shared_responses() -> None:
     assert {"401", "403", "422", "503"} <= set(operation["responses"])
 
 
-def test_routes_build_nothing_until_asked() -> None:
+def test_routes_build_nothing_until_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[str] = []
+    original = APIRoute.__init__
+
+    def counting(self: APIRoute, path: str, *args: Any, **kwargs: Any) -> None:
+        built.append(path)
+        original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(APIRoute, "__init__", counting)
     routes = Routes(tags=["t"], responses={})
 
     @routes.get("/things")
     def things() -> list[str]:
-        built.append("called")
-        return built
+        return ["thing"]
 
-    # The decorator hands the function back untouched; nothing is analysed until build().
-    assert things() == ["called"]
+    @routes.post("/others")
+    def others() -> None: ...
+
+    # Declaring analyses nothing and hands the function back untouched; build() makes one route.
+    assert built == []
+    assert things() == ["thing"]
     assert [route.path for route in routes.build("things").routes] == ["/things"]
+    assert built == ["/things"]
 
 
 def test_routes_unknown_name_fails_at_import() -> None:

@@ -20,10 +20,11 @@ from devserver.mint_token import mint_token
 from devserver.server import Gateway
 from tests.api_client import ApiClient
 from tests.conftest import new_user_id
+from tests.polling import wait_until
 from todo_core import secrets
 from todo_core.db import get_engine, reset_engine
 from todo_core.errors import ConfigurationError, ServiceUnavailable
-from todo_core.settings import get_settings
+from todo_core.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_A = "a" * 40
@@ -136,13 +137,19 @@ def test_settings_rotation_is_picked_up_after_max_age(
     monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
     monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
     monkeypatch.setenv("SECRETS_MAX_AGE_SECONDS", "1")
+    read_at = time.monotonic()
     before, engine_before = get_settings(), get_engine()
 
     put_parameter(DATABASE_PARAMETER, f"sqlite:///{tmp_path}/b.sqlite3")
     put_parameter(AUTH_PARAMETER, SECRET_B)
     assert get_settings() is before  # still cached: no call to AWS per request
-    time.sleep(1.1)
-    after = get_settings()
+
+    def rotated() -> Settings | None:
+        settings = get_settings()
+        return settings if settings.better_auth_secret == SECRET_B else None
+
+    after = wait_until(rotated)
+    assert time.monotonic() - read_at >= 1  # not before the cached value is max-age old
 
     assert after.better_auth_secret == SECRET_B
     assert after.database_url == f"sqlite:///{tmp_path}/b.sqlite3"
@@ -184,7 +191,7 @@ def test_handler_rotated_auth_secret_verifies_new_tokens(
     try:
         assert (call(SECRET_A), call(SECRET_B)) == (200, 401)
         put_parameter(AUTH_PARAMETER, SECRET_B)
-        time.sleep(1.1)
+        wait_until(lambda: call(SECRET_B) == 200)
         assert (call(SECRET_A), call(SECRET_B)) == (401, 200)
     finally:
         gateway.close()

@@ -1,0 +1,287 @@
+"""Renders BENCHMARKS.md's tables and verdicts from ``bench/results/*.json``, so the document
+shows what the last run measured and nothing copied by hand.
+
+python -m bench.render [--check] [--results-dir DIR] [--document FILE]
+
+Each generated block sits between ``<!-- bench:<name> -->`` and ``<!-- /bench:<name> -->``;
+the prose around the blocks is written by hand. ``--check`` changes nothing and fails if the
+document differs from what the results give (``make bench-docs`` rewrites it; ``make bench``
+does so after a full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.harness import RESULTS_DIR, ROOT, format_table
+
+DOCUMENT = ROOT / "BENCHMARKS.md"
+FLOORS = ("floor (a) stack", "floor (b) bare")
+RESULT_FILES = ("cold_start", "chat_latency", "round_trips", "overhead", "scale_out")
+
+Results = dict[str, Any]
+
+
+def _code(lines: Sequence[str]) -> str:
+    return "\n".join(["```", *lines, "```"])
+
+
+def _prose(text: str) -> str:
+    return textwrap.fill(text, width=100, break_on_hyphens=False)
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _recorded_run(results: Results) -> str:
+    dates = sorted(data["machine"]["date"] for data in results.values())
+    first, last = dates[0], dates[-1]
+    machine = results["cold_start"]["machine"]
+    return (
+        f"**Recorded run:** `make bench`, results written {first[:10]} between {first[11:16]} and"
+        f" {last[11:16]} UTC, {machine['cpus']} vCPUs ({machine['cpu_model']}),"
+        f" Python {machine['python']}."
+    )
+
+
+def _cold_start_table(results: Results) -> str:
+    data = results["cold_start"]
+    headers = [
+        "function",
+        "total ms",
+        "CPU ms",
+        "x a (CPU)",
+        "IQR of x a",
+        "import ms",
+        "1st event ms",
+        "process ms",
+        "x a (wall)",
+        "x b (wall)",
+        "peak RSS MB",
+        "modules",
+        "target",
+    ]
+    rows = [
+        [
+            r["name"],
+            r["total_ms"],
+            r["cpu_ms"],
+            r["cpu_vs_floor_a"],
+            "{:.2f}-{:.2f}".format(*r["cpu_vs_floor_a_iqr"]),
+            r["import_ms"],
+            r["first_event_ms"],
+            r["process_wall_ms"],
+            r["vs_floor_a"],
+            r["vs_floor_b"],
+            r["peak_rss_mb"],
+            r["modules"],
+            "-" if r["name"] in FLOORS else ("ok" if r["meets_targets"] else "MISSED"),
+        ]
+        for r in data["rows"]
+    ]
+    return _code(format_table(headers, rows))
+
+
+def _cold_start_verdict(results: Results) -> str:
+    data = results["cold_start"]
+    functions = [r for r in data["rows"] if r["name"] not in FLOORS]
+    target = data["target_ratio"]
+    missed = sorted(
+        (r for r in functions if r["cpu_vs_floor_a"] > target),
+        key=lambda r: -r["cpu_vs_floor_a"],
+    )
+    held = len(functions) - len(missed)
+    misses = ", ".join(f"{r['name']} {_ratio(r['cpu_vs_floor_a'])}" for r in missed)
+    verdict = (
+        f"**The CPU target ({_ratio(target)} floor (a)) holds for {held} of {len(functions)}"
+        f" functions in this run{f': {misses} miss it' if missed else ''}.**"
+    )
+    rss = [r["peak_rss_mb"] for r in functions]
+    fits = "fits" if max(rss) < data["target_rss_mb"] else "does NOT fit"
+    modules = [r["modules"] for r in functions]
+    floor_a = next(r for r in data["rows"] if r["name"] == FLOORS[0])
+    return (
+        f"{verdict} **Peak RSS: {min(rss):.0f}-{max(rss):.0f} MB, every function {fits}"
+        f" {data['target_rss_mb']:.0f} MB.** Modules loaded after the first event:"
+        f" {min(modules)}-{max(modules)} per function, {floor_a['modules']} for floor (a)."
+    )
+
+
+def _chat_latency_table(results: Results) -> str:
+    rows = [
+        [f"{r['messages']:,}", r["n"], r["p50_ms"], r["p99_ms"], r["mean_ms"], r["p50_ms"]]
+        for r in results["chat_latency"]["rows"]
+    ]
+    base = rows[0][2]
+    for row in rows:
+        row[5] = row[5] / base
+    headers = ["stored messages", "turns", "p50 ms", "p99 ms", "mean ms", "p50 / p50(10)"]
+    return _code(format_table(headers, rows))
+
+
+def _chat_latency_verdict(results: Results) -> str:
+    data = results["chat_latency"]
+    largest = data["rows"][-1]["messages"]
+    smallest = data["rows"][0]["messages"]
+    holds = "holds" if data["meets_target"] else "MISSED"
+    return (
+        f"**Target {holds}: p50 at {largest:,} messages is {_ratio(data['ratio_p50'])} p50 at"
+        f" {smallest:,}** (target {_ratio(data['target_ratio'])})."
+    )
+
+
+def _round_trips_table(results: Results) -> str:
+    headers = ["path", "request", "round trips", "statements", "tx control", "startups"]
+    rows = [
+        [
+            r["path"],
+            r["request"],
+            r["round_trips"],
+            r["statements"],
+            r["transaction_control"],
+            r["connection_startups"],
+        ]
+        for r in results["round_trips"]["rows"]
+    ]
+    return _code(format_table(headers, rows, left_columns=2))
+
+
+def _round_trips_verdict(results: Results) -> str:
+    data = results["round_trips"]
+    no_tool = sorted(
+        {r["round_trips"] for r in data["rows"] if r["request"].startswith("chat turn, no tool")}
+    )
+    holds = "holds" if data["meets_target"] else "MISSED"
+    counts = " or ".join(str(n) for n in no_tool)
+    control = sum(r["transaction_control"] for r in data["rows"])
+    return (
+        f"**Target {holds}: {counts} round trips for a turn without tool calls** (target at most"
+        f" {data['target_round_trips']}), directly and through PgBouncer; transaction control"
+        f" round trips in all rows: {control}."
+    )
+
+
+def _overhead_table(results: Results) -> str:
+    data = results["overhead"]
+    paths = [
+        ("get_task handler", data["handler"]),
+        ("bare psycopg, same SQL", data["bare_psycopg"]),
+        ("handler, no thread hops (exp.)", data["handler_without_thread_hops"]),
+    ]
+    rows: list[list[Any]] = [[name, s["p50_ms"], s["p99_ms"], s["mean_ms"]] for name, s in paths]
+    rows += [
+        ["ratio (p50)", data["ratio_p50"], "", ""],
+        ["difference (p50, ms)", data["difference_p50_ms"], "", ""],
+        ["of which thread hops (ms)", data["thread_hops_p50_ms"], "", ""],
+    ]
+    return _code(format_table(["path", "p50 ms", "p99 ms", "mean ms"], rows))
+
+
+def _overhead_profile(results: Results) -> str:
+    packages = ", ".join(
+        f"{name} {ms:.1f} ms" for name, ms in results["overhead"]["profile_by_package_ms"]
+    )
+    return (
+        "Profile (pyinstrument, handler without hops, self time per request by package; the"
+        " profiler inflates every figure several-fold, the shares are what count): "
+        f"{packages}."
+    )
+
+
+def _scale_out_table(results: Results) -> str:
+    headers = ["workers", "turns", "turns/s", "p50 ms", "p99 ms", "errors", "stored once + 1 reply"]
+    rows = [
+        [
+            r["workers"],
+            r["turns"],
+            r["turns_per_second"],
+            r["p50_ms"],
+            r["p99_ms"],
+            r["errors"],
+            "yes" if r["stored_exactly_once_with_one_reply"] else "NO",
+        ]
+        for r in results["scale_out"]["rows"]
+    ]
+    return _code(format_table(headers, rows))
+
+
+def _scale_out_verdict(results: Results) -> str:
+    data = results["scale_out"]
+    workers = [r["workers"] for r in data["rows"]]
+    listed = ", ".join(str(n) for n in workers[:-1]) + f" and {workers[-1]}"
+    errors = sum(r["errors"] for r in data["rows"])
+    once = all(r["stored_exactly_once_with_one_reply"] for r in data["rows"])
+    return (
+        f"**{errors} errors, and every message stored exactly once with one reply:"
+        f" {'yes' if once else 'NO'}, at {listed} workers** (pool {data['pool_size']})."
+    )
+
+
+BLOCKS: dict[str, Callable[[Results], str]] = {
+    "run": _recorded_run,
+    "cold_start": _cold_start_table,
+    "cold_start_verdict": _cold_start_verdict,
+    "chat_latency": _chat_latency_table,
+    "chat_latency_verdict": _chat_latency_verdict,
+    "round_trips": _round_trips_table,
+    "round_trips_verdict": _round_trips_verdict,
+    "overhead": _overhead_table,
+    "overhead_profile": _overhead_profile,
+    "scale_out": _scale_out_table,
+    "scale_out_verdict": _scale_out_verdict,
+}
+
+
+def load_results(results_dir: Path) -> Results:
+    """Every benchmark's results, by name; a missing file is an error naming it."""
+    results = {}
+    for name in RESULT_FILES:
+        path = results_dir / f"{name}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run `make bench`")
+        results[name] = json.loads(path.read_text(encoding="utf-8"))
+    return results
+
+
+def render(document: str, results: Results) -> str:
+    """``document`` with every generated block replaced by what ``results`` give. Each block
+    must appear exactly once: a marker lost while editing is an error, not a silent skip."""
+    for name, build in BLOCKS.items():
+        pattern = re.compile(
+            rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", flags=re.DOTALL
+        )
+        found = len(pattern.findall(document))
+        if found != 1:
+            raise ValueError(f"block {name!r} appears {found} times in the document, not once")
+        block = build(results)
+        if not block.startswith("```"):
+            block = _prose(block)
+        document = pattern.sub(lambda match, b=block: match[1] + b + match[2], document)
+    return document
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the document is stale")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--document", type=Path, default=DOCUMENT)
+    args = parser.parse_args(argv)
+    current = args.document.read_text(encoding="utf-8")
+    rendered = render(current, load_results(args.results_dir))
+    if args.check:
+        if rendered != current:
+            sys.exit(f"{args.document.name} does not match {args.results_dir}: run make bench-docs")
+        return
+    args.document.write_text(rendered, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
