@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from todo_core import input_errors
 from todo_core.errors import AppError, ConfigurationError, PayloadTooLarge, ServiceUnavailable
 from todo_core.observability import logger
+from todo_core.raw_path import RouteOnRawPath
 from todo_core.settings import get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -270,7 +271,15 @@ def create_app(routes: Routes, *, route: str) -> FastAPI:
     """An app serving only the route named ``route`` of ``routes``: one Lambda, one endpoint."""
     router = routes.build(route)
     # The per-function apps serve no docs of their own: the local server merges their OpenAPI.
-    app = FastAPI(title=f"todo-api {route}", openapi_url=None, docs_url=None, redoc_url=None)
+    # No redirect ever: a path with a trailing slash is not this function's route (a 404), not a
+    # 307 to a Location made of the request's Host and X-Forwarded-Proto.
+    app = FastAPI(
+        title=f"todo-api {route}",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
     app.router.routes.extend(router.routes)
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(ConfigurationError, _configuration_error_handler)
@@ -279,5 +288,6 @@ def create_app(routes: Routes, *, route: str) -> FastAPI:
     for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(database_error, _database_unavailable_handler)
     app.add_middleware(input_errors.Utf8Bodies)
+    app.add_middleware(RouteOnRawPath)
     app.add_middleware(RequestGuard)
     return app
