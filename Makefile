@@ -25,7 +25,7 @@ $(BIN)/.installed: requirements/dev.txt shared/requirements.txt
 
 install: $(BIN)/.installed  ## Create .venv with the pinned app and dev dependencies
 
-run: install  ## Serve every route of template.yaml on http://127.0.0.1:3000 (PORT to change)
+run: install  ## Serve every route of template.yaml on http://127.0.0.1:8000 (PORT to change)
 	$(BIN)/python -m devserver
 
 token: install  ## Print an HS256 token for USER (make token USER=alice)

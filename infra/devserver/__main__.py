@@ -12,12 +12,13 @@ from devserver.migrations import migrate
 from devserver.server import Gateway, make_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORT = 8000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve template.yaml's routes locally.")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", str(DEFAULT_PORT))))
     parser.add_argument("--template", type=Path, default=PROJECT_ROOT / "template.yaml")
     parser.add_argument("--no-migrate", action="store_true", help="skip alembic upgrade head")
     args = parser.parse_args()

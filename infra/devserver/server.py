@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,25 @@ logger = logging.getLogger("devserver")
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 """HTTP APIs refuse larger payloads before any function runs."""
+
+GATEWAY_SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+    "referrer-policy": "no-referrer",
+}
+"""What every function's response carries (todo_core.api), on the server's own answers too."""
+
+_QUERY_STRING = re.compile(r"\?[^\s\"']*")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}")
+
+
+class _Refused(Exception):
+    """The request cannot be framed as API Gateway would: answer ``status`` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 @dataclass
@@ -145,7 +165,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.info("%s %s", self.address_string(), format % args)
+        # Never a query string (nor a malformed request line's): a token sent as ?token=...
+        # must not land in the log.
+        line = _QUERY_STRING.sub("?[query]", format % args)
+        logger.info("%s %s", self.address_string(), line)
 
     def _reply(self, status: int, body: bytes, headers: dict[str, str], cookies: list[str]) -> None:
         self.send_response(status)
@@ -160,17 +183,70 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _gateway_error(self, status: int, message: str) -> None:
+        """An answer of the gateway itself, readable by the allowed origin like any other."""
         body = json.dumps({"message": message}).encode()
-        self._reply(status, body, {"content-type": "application/json"}, [])
+        headers = {"content-type": "application/json", **GATEWAY_SECURITY_HEADERS}
+        headers.update(self.gateway.cors.response_headers(self.headers.get("Origin")))
+        self._reply(status, body, headers, [])
+
+    def _request_body(self) -> bytes:
+        """The body, framed by Content-Length or chunked as API Gateway accepts it. Raise
+        _Refused for what it refuses: a length that is not plain digits, both framings at
+        once, another transfer coding, a body over the payload limit."""
+        lengths = self.headers.get_all("Content-Length") or []
+        codings = ",".join(self.headers.get_all("Transfer-Encoding") or []).lower()
+        if codings:
+            if lengths or [c.strip() for c in codings.split(",")] != ["chunked"]:
+                raise _Refused(400, "Bad Request")
+            return self._read_chunked()
+        if not lengths:
+            return b""
+        text = lengths[0].strip()
+        if len(set(lengths)) != 1 or not (text.isascii() and text.isdigit()):
+            raise _Refused(400, "Bad Request")
+        length = int(text)
+        if length > API_GATEWAY_MAX_BODY:
+            raise _Refused(413, "Request Entity Too Large")
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_line):
+                raise _Refused(400, "Bad Request")
+            size = int(size_line, 16)
+            if size == 0:
+                break
+            if len(body) + size > API_GATEWAY_MAX_BODY:
+                raise _Refused(413, "Request Entity Too Large")
+            body += self.rfile.read(size)
+            if self.rfile.read(2) != b"\r\n":
+                raise _Refused(400, "Bad Request")
+        while self.rfile.readline(8192).strip():  # trailer fields, ignored
+            pass
+        return bytes(body)
+
+    def _event_headers(self) -> dict[str, str]:
+        """The request's headers as API Gateway passes them on: a repeated header's values
+        joined with commas (cookies with "; "), not the last one alone."""
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            if key in headers:
+                headers[key] += ("; " if key == "cookie" else ",") + value
+            else:
+                headers[key] = value
+        return headers
 
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > API_GATEWAY_MAX_BODY:
-            self.close_connection = True
-            self._gateway_error(413, "Request Entity Too Large")
+        try:
+            body = self._request_body()
+        except _Refused as refused:
+            self.close_connection = True  # where the next request would start is unknown
+            self._gateway_error(refused.status, refused.message)
             return
-        body = self.rfile.read(length) if length else b""
 
         if self.command == "GET" and url.path == "/openapi.json":
             spec = json.dumps(self.gateway.openapi()).encode()
@@ -183,20 +259,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         origin = self.headers.get("Origin")
         if self.command == "OPTIONS" and self.headers.get("Access-Control-Request-Method"):
             # API Gateway answers CORS preflights itself, before any route or function.
-            self._reply(204, b"", self.gateway.cors.preflight_headers(origin), [])
+            headers = {**GATEWAY_SECURITY_HEADERS, **self.gateway.cors.preflight_headers(origin)}
+            self._reply(204, b"", headers, [])
             return
         match = self.gateway.match(self.command, url.path)
         if match is None:
             self._gateway_error(404, "Not Found")
             return
-        headers = dict(self.headers.items())
         event = http_api_event(
             method=self.command,
             raw_path=url.path,
             route_key=match.route.route_key,
             path_parameters={k: unquote(v) for k, v in match.path_parameters.items()},
             raw_query=url.query,
-            headers=headers,
+            headers=self._event_headers(),
             body=body,
             source_ip=self.client_address[0],
             domain_name=self.headers.get("Host", "localhost"),

@@ -7,21 +7,22 @@ without the request's content.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from todo_core import input_errors
 from todo_core.errors import AppError, ConfigurationError, PayloadTooLarge, ServiceUnavailable
 from todo_core.observability import logger
+from todo_core.raw_path import RouteOnRawPath
 from todo_core.settings import get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,7 +73,6 @@ def _documented(description: str, **extra: Any) -> dict[str, Any]:
 
 
 AUTHENTICATED_ROUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _documented("The body could not be decoded (not UTF-8)"),
     401: _documented(
         "Missing, malformed, expired or badly signed token",
         headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
@@ -104,14 +104,6 @@ def _error_response(error: AppError) -> JSONResponse:
 
 async def _app_error_handler(request: Request, error: Exception) -> JSONResponse:
     return _error_response(cast(AppError, error))
-
-
-async def _validation_error_handler(request: Request, error: Exception) -> Response:
-    # FastAPI's own shape, but ASCII-escaped: the echoed input may hold a lone surrogate,
-    # which cannot be encoded as UTF-8 and would turn a 422 into a 500.
-    errors = jsonable_encoder(cast(RequestValidationError, error).errors())
-    body = json.dumps({"detail": errors}, ensure_ascii=True, separators=(",", ":"))
-    return Response(body, status_code=422, media_type="application/json")
 
 
 async def _database_unavailable_handler(request: Request, error: Exception) -> JSONResponse:
@@ -279,12 +271,23 @@ def create_app(routes: Routes, *, route: str) -> FastAPI:
     """An app serving only the route named ``route`` of ``routes``: one Lambda, one endpoint."""
     router = routes.build(route)
     # The per-function apps serve no docs of their own: the local server merges their OpenAPI.
-    app = FastAPI(title=f"todo-api {route}", openapi_url=None, docs_url=None, redoc_url=None)
+    # No redirect ever: a path with a trailing slash is not this function's route (a 404), not a
+    # 307 to a Location made of the request's Host and X-Forwarded-Proto.
+    app = FastAPI(
+        title=f"todo-api {route}",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
     app.router.routes.extend(router.routes)
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(ConfigurationError, _configuration_error_handler)
-    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(RequestValidationError, input_errors.validation_error_handler)
+    app.add_exception_handler(HTTPException, input_errors.unparsable_body_handler)
     for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(database_error, _database_unavailable_handler)
+    app.add_middleware(input_errors.Utf8Bodies)
+    app.add_middleware(RouteOnRawPath)
     app.add_middleware(RequestGuard)
     return app

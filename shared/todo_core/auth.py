@@ -228,6 +228,42 @@ def _decode_jwks(
     return claims
 
 
+_STRING_HEADER_FIELDS = ("alg", "kid", "typ")
+_STRING_CLAIMS = ("sub", "iss", "jti")
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _check_header_types(header: dict[str, Any]) -> str:
+    """The header's ``alg``, once the fields the verifier reads are known to be strings: a
+    token is attacker-controlled JSON, and an array where a string belongs must be a 401, not
+    a TypeError deep inside a set lookup or PyJWT."""
+    for name in _STRING_HEADER_FIELDS:
+        if name in header and not isinstance(header[name], str):
+            raise NotAuthenticated(f"Malformed token header ({name})")
+    algorithm = header.get("alg")
+    if algorithm is None:
+        raise NotAuthenticated("Malformed token header (alg)")
+    return str(algorithm)
+
+
+def _check_claim_types(claims: dict[str, Any]) -> None:
+    """Registered claims of the wrong JSON type are refused, even where PyJWT would let them
+    pass (``true`` as a NumericDate, a number as ``iss`` when no issuer is configured)."""
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise NotAuthenticated(f"Invalid token ({name})")
+    for name in _STRING_CLAIMS:
+        if name in claims and not isinstance(claims[name], str):
+            raise NotAuthenticated(f"Invalid token ({name})")
+    audience = claims.get("aud")
+    if "aud" in claims and not (
+        isinstance(audience, str)
+        or (isinstance(audience, list) and all(isinstance(a, str) for a in audience))
+    ):
+        raise NotAuthenticated("Invalid token (aud)")
+
+
 def verify_token(token: str, *, settings: Settings | None = None) -> str:
     """Verify ``token`` and return its subject (the user id). Raise NotAuthenticated otherwise,
     or ServiceUnavailable when the token needs the JWKS and it cannot be fetched."""
@@ -236,7 +272,7 @@ def verify_token(token: str, *, settings: Settings | None = None) -> str:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise NotAuthenticated("Malformed token") from None
-    algorithm = header.get("alg")
+    algorithm = _check_header_types(header)
     try:
         if algorithm == "HS256" and settings.better_auth_secret is not None:
             claims = _decode_hs256(token, settings.better_auth_secret)
@@ -248,6 +284,7 @@ def verify_token(token: str, *, settings: Settings | None = None) -> str:
         raise NotAuthenticated("Token has expired") from None
     except jwt.PyJWTError:
         raise NotAuthenticated("Invalid token") from None
+    _check_claim_types(claims)
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise NotAuthenticated("Token has no subject")

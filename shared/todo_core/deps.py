@@ -37,9 +37,12 @@ UserId = Annotated[str, Depends(authorized_user_id)]
 
 def _plain_digits(value: object) -> object:
     # pydantic would read " 1", "1_000" or a full-width digit as numbers; an id in a URL is
-    # plain ASCII digits or it is not an id.
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
-        raise ValueError("must be a positive integer written in plain digits")
+    # plain ASCII digits or it is not an id. No leading zero either: one spelling per id, so
+    # "01" and "1" are never two URLs of one task.
+    if isinstance(value, str) and not (
+        value.isascii() and value.isdigit() and (value[0] != "0" or value == "0")
+    ):
+        raise ValueError("must be a positive integer written in plain digits, no leading zero")
     return value
 
 

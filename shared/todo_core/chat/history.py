@@ -50,23 +50,29 @@ def list_messages(
     session: Session, *, user_id: str, conversation_id: int, limit: int, cursor: str | None = None
 ) -> MessagePage:
     """A page of the conversation's messages in turn order, oldest first; the first page holds
-    the most recent ones and ``next_cursor`` leads to older ones."""
-    owned = session.scalar(
-        select(col(Conversation.id)).where(
-            col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id
-        )
-    )
-    if owned is None:
-        raise NotFound(CONVERSATION_NOT_FOUND)
+    the most recent ones and ``next_cursor`` leads to older ones.
+
+    One statement reads the page (a message carries its owner's id, so it is scoped to the
+    user); only an empty page asks whether the conversation is there at all. Two statements,
+    the ownership check first, could see the conversation, then an empty page as a concurrent
+    delete committed in between: a 200 for a conversation that no longer exists."""
     turn_key: Any = func.coalesce(col(Message.reply_to_id), col(Message.id))
     query = select(Message, turn_key.label("turn")).where(
-        col(Message.conversation_id) == conversation_id
+        col(Message.conversation_id) == conversation_id, col(Message.user_id) == user_id
     )
     if cursor is not None:
         turn, message_id = decode_cursor(cursor)
         query = query.where(tuple_(turn_key, col(Message.id)) < tuple_(turn, message_id))
     query = query.order_by(turn_key.desc(), col(Message.id).desc()).limit(limit + 1)
     rows = session.execute(query).all()
+    if not rows:
+        owned = session.scalar(
+            select(col(Conversation.id)).where(
+                col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id
+            )
+        )
+        if owned is None:
+            raise NotFound(CONVERSATION_NOT_FOUND)
     page, more = rows[:limit], len(rows) > limit
     next_cursor = encode_cursor(page[-1].turn, stored_id(page[-1].Message.id)) if more else None
     items = [MessagePublic.model_validate(row.Message) for row in reversed(page)]

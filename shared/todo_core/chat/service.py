@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from sqlalchemy import exc
 from sqlmodel import Session
 
 from todo_core.chat.assistant import create_assistant
@@ -95,6 +96,11 @@ def chat_turn(
             window=settings.chat_history_window,
             claim=claim,
         )
+    except exc.IntegrityError as error:
+        session.rollback()
+        if _conversation_deleted(error):
+            raise NotFound(CONVERSATION_NOT_FOUND) from None
+        raise
     except KeyNotClaimed:
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
         return _retry_turn(
@@ -152,14 +158,41 @@ def _answer(
             claim=claim,
             response=response.model_dump(mode="json") if claim is not None else None,
         )
+    except exc.IntegrityError as error:
+        session.rollback()
+        if not _conversation_deleted(error):
+            raise
+        _release(session, claim)
+        raise NotFound(CONVERSATION_NOT_FOUND) from None
+    except NotFound:
+        _release(session, claim)
+        raise
     except KeyNotClaimed:
         assert claim is not None  # noqa: S101
         # An attempt that overtook this one answered first: its response is the one.
         stored = read_key(session, user_id=claim.user_id, key=claim.key, now=utc_now())
-        if stored is None or stored.response is None:
+        if stored is not None and stored.response is None:
+            # No answer was stored, so the reply was refused for want of its question: the
+            # conversation was deleted while the assistant worked.
+            _release(session, claim)
+            raise NotFound(CONVERSATION_NOT_FOUND) from None
+        if stored is None:
             raise IdempotencyKeyInProgress() from None
         return ChatResponse.model_validate(stored.response)
     return response
+
+
+def _release(session: Session, claim: KeyClaim | None) -> None:
+    """Free a keyed turn's lease at once when its conversation is gone, so that a retry learns
+    it (404) instead of waiting out the lease (409)."""
+    if claim is not None:
+        release_lease(session, user_id=claim.user_id, key=claim.key, now=utc_now())
+
+
+def _conversation_deleted(error: exc.IntegrityError) -> bool:
+    """A foreign-key violation (SQLSTATE 23503): the conversation, and the question with it,
+    was deleted by another request between this turn's statements."""
+    return getattr(error.orig, "sqlstate", None) == "23503"
 
 
 def _retry_turn(
@@ -190,14 +223,18 @@ def _retry_turn(
                 raise IdempotencyKeyInProgress()
             time.sleep(IN_PROGRESS_POLL_SECONDS)
             continue
-        turn = store.take_over(
-            session,
-            user_id=claim.user_id,
-            key=claim.key,
-            now=now,
-            lease_until=now + timedelta(seconds=TURN_LEASE_SECONDS),
-            window=settings.chat_history_window,
-        )
+        try:
+            turn = store.take_over(
+                session,
+                user_id=claim.user_id,
+                key=claim.key,
+                now=now,
+                lease_until=now + timedelta(seconds=TURN_LEASE_SECONDS),
+                window=settings.chat_history_window,
+            )
+        except NotFound:
+            _release(session, claim)  # the question was deleted with its conversation
+            raise
         if turn is not None:
             return _answer(
                 session,

@@ -93,9 +93,12 @@ class TaskTools:
         found = self._resolve(reference)
         if isinstance(found, dict):
             return self._record(name, arguments, found)
-        task = service.set_task_completed(
-            self.session, user_id=self.user_id, task_id=stored_id(found.id), completed=completed
-        )
+        try:
+            task = service.set_task_completed(
+                self.session, user_id=self.user_id, task_id=stored_id(found.id), completed=completed
+            )
+        except NotFound:
+            return self._record(name, arguments, _gone(found))
         return self._record(name, arguments, {"task": task_json(task)})
 
     def delete_task(self, reference: int | str) -> dict[str, Any]:
@@ -103,7 +106,12 @@ class TaskTools:
         found = self._resolve(reference)
         if isinstance(found, dict):
             return self._record("delete_task", arguments, found)
-        task = service.delete_task(self.session, user_id=self.user_id, task_id=stored_id(found.id))
+        try:
+            task = service.delete_task(
+                self.session, user_id=self.user_id, task_id=stored_id(found.id)
+            )
+        except NotFound:
+            return self._record("delete_task", arguments, _gone(found))
         return self._record("delete_task", arguments, {"deleted": task_json(task)})
 
     def update_task(
@@ -123,10 +131,19 @@ class TaskTools:
         found = self._resolve(reference)
         if isinstance(found, dict):
             return self._record("update_task", arguments, found)
-        task = service.update_task(
-            self.session, user_id=self.user_id, task_id=stored_id(found.id), data=data
-        )
+        try:
+            task = service.update_task(
+                self.session, user_id=self.user_id, task_id=stored_id(found.id), data=data
+            )
+        except NotFound:
+            return self._record("update_task", arguments, _gone(found))
         return self._record("update_task", arguments, {"task": task_json(task)})
+
+
+def _gone(task: Task) -> dict[str, Any]:
+    # Found a moment ago, deleted (by another request) before the change: the same answer as
+    # a task that was never there, recorded as the tool's result rather than failing the turn.
+    return _error("not_found", f"No task {stored_id(task.id)}.")
 
 
 def _first_message(error: ValidationError) -> str:
