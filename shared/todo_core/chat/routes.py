@@ -30,9 +30,7 @@ class ChatRequest(ChatRequestBase):
     """The chat route's body: the limit on the message is the deployment's
     ``CHAT_MAX_MESSAGE_CHARS``, checked and published (in the OpenAPI schema) here."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra=_publish_message_limit
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_publish_message_limit)
 
     @field_validator("message")
     @classmethod
