@@ -61,7 +61,10 @@ def main() -> None:
                 migrate()
             gateway = Gateway(args.template)
             stack.callback(gateway.close)
-            server = make_server(gateway, args.host, args.port)
+            try:
+                server = make_server(gateway, args.host, args.port)
+            except OSError as error:
+                sys.exit(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}")
             stack.callback(server.server_close)
             url = f"http://{args.host}:{server.server_address[1]}"
             routes = len(gateway.routes)
