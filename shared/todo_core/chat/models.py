@@ -9,10 +9,9 @@ One expression index serves "the last K messages of a conversation" as a backwar
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, StringConstraints, field_validator
+from pydantic import BeforeValidator, ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
 from sqlalchemy import (
     BigInteger,
@@ -24,11 +23,12 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from todo_core.db import BigIntId, JSONDocument, UTCDateTime, utc_now
-from todo_core.settings import get_settings
-from todo_core.tasks.models import MAX_ID, USER_ID_MAX
+from todo_core.chat.types import Role
+from todo_core.db import UTCDateTime, utc_now
+from todo_core.ids import MAX_ID, USER_ID_MAX
 from todo_core.text import NON_BLANK_TEXT_PATTERN, StorableText, Trimmed
 
 TITLE_MAX = 200
@@ -38,22 +38,15 @@ TURN_KEY_SQL = "coalesce(reply_to_id, id)"
 """The turn a message belongs to: its own id for a user message, the question's for a reply."""
 
 
-class Role(StrEnum):
-    user = "user"
-    assistant = "assistant"
-
-
 class Conversation(SQLModel, table=True):
     __tablename__ = "conversation"
     # "A user's conversations, most recently active first" is a backward scan of this index.
     __table_args__ = (
         Index("ix_conversation_user_id_updated_at_id", "user_id", "updated_at", "id"),
-        # Ids are never reused, on SQLite too: migration 0002 sets sqlite_autoincrement (see
-        # Task: naming it here would load SQLAlchemy's SQLite dialect at cold start).
     )
 
     id: int | None = Field(
-        default=None, sa_column=Column(BigIntId, Identity(always=False), primary_key=True)
+        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
     )
     user_id: str = Field(max_length=USER_ID_MAX)
     title: str = Field(max_length=TITLE_MAX)
@@ -71,11 +64,10 @@ class Message(SQLModel, table=True):
         CheckConstraint(
             "(role = 'user') = (reply_to_id IS NULL)", name="ck_message_reply_only_for_assistant"
         ),
-        # sqlite_autoincrement: set by migration 0002, as for Conversation.
     )
 
     id: int | None = Field(
-        default=None, sa_column=Column(BigIntId, Identity(always=False), primary_key=True)
+        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
     )
     conversation_id: int = Field(
         sa_column=Column(
@@ -86,7 +78,7 @@ class Message(SQLModel, table=True):
     role: str = Field(max_length=16)
     content: str = Field(sa_column=Column(Text, nullable=False))
     tool_calls: list[dict[str, Any]] | None = Field(
-        default=None, sa_column=Column(JSONDocument, nullable=True)
+        default=None, sa_column=Column(JSONB, nullable=True)
     )
     reply_to_id: int | None = Field(
         default=None,
@@ -105,8 +97,6 @@ class ToolCall(SQLModel):
 
 def _document_message(schema: dict[str, Any]) -> None:
     schema["pattern"] = NON_BLANK_TEXT_PATTERN
-    # The limit is a setting (CHAT_MAX_MESSAGE_CHARS): publish the one in force.
-    schema["maxLength"] = get_settings().chat_max_message_chars
 
 
 def json_integer(value: Any) -> Any:
@@ -121,8 +111,11 @@ def json_integer(value: Any) -> Any:
     return value
 
 
-class ChatRequest(SQLModel):
-    """One user turn. Without ``conversation_id`` a new conversation is started."""
+class ChatRequestBase(SQLModel):
+    """One user turn. Without ``conversation_id`` a new conversation is started.
+
+    The message's length limit is a deployment setting (``CHAT_MAX_MESSAGE_CHARS``): the route's
+    :class:`todo_core.chat.routes.ChatRequest` adds it."""
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
@@ -136,14 +129,6 @@ class ChatRequest(SQLModel):
         StorableText,
         PydanticField(json_schema_extra=_document_message),
     ]
-
-    @field_validator("message")
-    @classmethod
-    def _within_limit(cls, value: str) -> str:
-        limit = get_settings().chat_max_message_chars
-        if len(value) > limit:
-            raise ValueError(f"must be at most {limit} characters after trimming")
-        return value
 
 
 class ChatResponse(SQLModel):

@@ -7,25 +7,29 @@ instance can serve any turn of any conversation.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import exc
 from sqlmodel import Session
 
+from todo_core.chat import store
 from todo_core.chat.assistant import create_assistant
 from todo_core.chat.models import (
     CONVERSATION_NOT_FOUND,
     TITLE_MAX,
-    ChatRequest,
+    ChatRequestBase,
     ChatResponse,
 )
-from todo_core.chat.store import ChatStore, OpenedTurn, chat_store_for
+from todo_core.chat.store import OpenedTurn, TurnAlreadyAnswered
 from todo_core.db import utc_now
 from todo_core.errors import AppError, AssistantFailed, IdempotencyKeyInProgress, NotFound
 from todo_core.idempotency import (
     KeyClaim,
-    KeyNotClaimed,
+    KeyHeld,
+    StoredKey,
     read_key,
+    record_response,
     release_lease,
     request_fingerprint,
     require_same_request,
@@ -71,7 +75,6 @@ def chat_turn(
     first attempt's reply, waits a little for it (then IdempotencyKeyInProgress), or, if that
     attempt failed or vanished, answers the stored message itself.
     """
-    store = chat_store_for(session)
     claim = None
     if idempotency_key is not None:
         claim = KeyClaim.for_request(
@@ -80,7 +83,7 @@ def chat_turn(
             request_hash=request_fingerprint(
                 "POST",
                 CHAT_ROUTE,
-                ChatRequest.model_construct(conversation_id=conversation_id, message=message),
+                ChatRequestBase.model_construct(conversation_id=conversation_id, message=message),
             ),
             now=utc_now(),
             ttl_seconds=settings.idempotency_key_ttl_seconds,
@@ -96,29 +99,14 @@ def chat_turn(
             window=settings.chat_history_window,
             claim=claim,
         )
-    except exc.IntegrityError as error:
-        session.rollback()
-        if _conversation_deleted(error):
-            raise NotFound(CONVERSATION_NOT_FOUND) from None
-        raise
-    except KeyNotClaimed:
+    except KeyHeld:
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
-        return _retry_turn(
-            session,
-            store,
-            claim=claim,
-            conversation_id=conversation_id,
-            message=message,
-            settings=settings,
-        )
-    return _answer(
-        session, store, turn, user_id=user_id, message=message, settings=settings, claim=claim
-    )
+        return _retry_turn(session, claim=claim, message=message, settings=settings)
+    return _answer(session, turn, user_id=user_id, message=message, settings=settings, claim=claim)
 
 
 def _answer(
     session: Session,
-    store: ChatStore,
     turn: OpenedTurn,
     *,
     user_id: str,
@@ -126,7 +114,8 @@ def _answer(
     settings: Settings,
     claim: KeyClaim | None,
 ) -> ChatResponse:
-    """Ask the assistant about the stored question and store its reply."""
+    """Ask the assistant about the stored question and store its reply. If the conversation
+    is deleted meanwhile, the turn is a 404 and so is every retry of its key."""
     assistant = create_assistant(settings.chat_assistant, session=session, user_id=user_id)
     try:
         reply = assistant.reply(turn.history, message, user_id=user_id)
@@ -148,61 +137,53 @@ def _answer(
         }
     )
     try:
-        store.finish_turn(
-            session,
-            user_id=user_id,
-            conversation_id=turn.conversation_id,
-            reply_to_id=turn.user_message_id,
-            content=reply.text,
-            tool_calls=reply.tool_calls,
-            claim=claim,
-            response=response.model_dump(mode="json") if claim is not None else None,
-        )
-    except exc.IntegrityError as error:
-        session.rollback()
-        if not _conversation_deleted(error):
-            raise
-        _release(session, claim)
-        raise NotFound(CONVERSATION_NOT_FOUND) from None
-    except NotFound:
-        _release(session, claim)
-        raise
-    except KeyNotClaimed:
+        with _settled_if_gone(session, claim):
+            store.finish_turn(
+                session,
+                user_id=user_id,
+                conversation_id=turn.conversation_id,
+                reply_to_id=turn.user_message_id,
+                content=reply.text,
+                tool_calls=reply.tool_calls,
+                claim=claim,
+                response=response.model_dump(mode="json") if claim is not None else None,
+            )
+    except TurnAlreadyAnswered:
         assert claim is not None  # noqa: S101
         # An attempt that overtook this one answered first: its response is the one.
         stored = read_key(session, user_id=claim.user_id, key=claim.key, now=utc_now())
-        if stored is not None and stored.response is None:
-            # No answer was stored, so the reply was refused for want of its question: the
-            # conversation was deleted while the assistant worked.
-            _release(session, claim)
-            raise NotFound(CONVERSATION_NOT_FOUND) from None
-        if stored is None:
+        if stored is None or stored.response is None:
             raise IdempotencyKeyInProgress() from None
-        return ChatResponse.model_validate(stored.response)
+        return _replayed(stored)
     return response
 
 
-def _release(session: Session, claim: KeyClaim | None) -> None:
-    """Free a keyed turn's lease at once when its conversation is gone, so that a retry learns
-    it (404) instead of waiting out the lease (409)."""
-    if claim is not None:
-        release_lease(session, user_id=claim.user_id, key=claim.key, now=utc_now())
+@contextmanager
+def _settled_if_gone(session: Session, claim: KeyClaim | None) -> Iterator[None]:
+    """A keyed turn whose conversation was deleted under it answers 404, and its key records
+    that 404 so that a retry answers it at once instead of waiting for the lease."""
+    try:
+        yield
+    except NotFound as error:
+        if claim is not None:
+            record_response(
+                session,
+                user_id=claim.user_id,
+                key=claim.key,
+                status_code=NotFound.status_code,
+                response={"detail": error.detail},
+            )
+        raise
 
 
-def _conversation_deleted(error: exc.IntegrityError) -> bool:
-    """A foreign-key violation (SQLSTATE 23503): the conversation, and the question with it,
-    was deleted by another request between this turn's statements."""
-    return getattr(error.orig, "sqlstate", None) == "23503"
+def _replayed(stored: StoredKey) -> ChatResponse:
+    if stored.status_code == NotFound.status_code:
+        raise NotFound(CONVERSATION_NOT_FOUND)
+    return ChatResponse.model_validate(stored.response)
 
 
 def _retry_turn(
-    session: Session,
-    store: ChatStore,
-    *,
-    claim: KeyClaim,
-    conversation_id: int | None,
-    message: str,
-    settings: Settings,
+    session: Session, *, claim: KeyClaim, message: str, settings: Settings
 ) -> ChatResponse:
     """A turn whose key is already held: replay, wait, or take over the unanswered question.
     Each look at the key is one small SELECT by primary key."""
@@ -211,19 +192,16 @@ def _retry_turn(
         now = utc_now()
         stored = read_key(session, user_id=claim.user_id, key=claim.key, now=now)
         if stored is None:
-            if conversation_id is not None:
-                # The claim failed for want of the conversation, not because of the key.
-                raise NotFound(CONVERSATION_NOT_FOUND)
             raise IdempotencyKeyInProgress()  # held a moment ago, expired since: retry
         require_same_request(stored, claim.request_hash)
         if stored.response is not None:
-            return ChatResponse.model_validate(stored.response)
+            return _replayed(stored)
         if stored.locked_until is not None and stored.locked_until > now:
             if time.monotonic() >= deadline:
                 raise IdempotencyKeyInProgress()
             time.sleep(IN_PROGRESS_POLL_SECONDS)
             continue
-        try:
+        with _settled_if_gone(session, claim):
             turn = store.take_over(
                 session,
                 user_id=claim.user_id,
@@ -232,13 +210,9 @@ def _retry_turn(
                 lease_until=now + timedelta(seconds=TURN_LEASE_SECONDS),
                 window=settings.chat_history_window,
             )
-        except NotFound:
-            _release(session, claim)  # the question was deleted with its conversation
-            raise
         if turn is not None:
             return _answer(
                 session,
-                store,
                 turn,
                 user_id=claim.user_id,
                 message=message,

@@ -10,15 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from todo_core.db import stored_id
 from todo_core.errors import NotFound
 from todo_core.tasks import service
-from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate, Title
+from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate
 
-_TITLE = TypeAdapter(Title)
 LIST_LIMIT = 50
 
 
@@ -150,11 +149,3 @@ def _first_message(error: ValidationError) -> str:
     first = error.errors()[0]
     field_name = ".".join(str(part) for part in first["loc"])
     return f"{field_name}: {first['msg']}"
-
-
-def valid_title(title: str) -> bool:
-    try:
-        _TITLE.validate_python(title)
-    except ValidationError:
-        return False
-    return True
