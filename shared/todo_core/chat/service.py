@@ -102,6 +102,16 @@ def chat_turn(
     except KeyHeld:
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
         return _retry_turn(session, claim=claim, message=message, settings=settings)
+    except NotFound:
+        if claim is None:
+            raise
+        # The conversation is gone, but the key may have been answered before it went: a
+        # retry of an answered turn gets that answer, whatever happened since.
+        stored = read_key(session, user_id=claim.user_id, key=claim.key, now=utc_now())
+        if stored is None or stored.response is None:
+            raise
+        require_same_request(stored, claim.request_hash)
+        return _replayed(stored)
     return _answer(session, turn, user_id=user_id, message=message, settings=settings, claim=claim)
 
 
