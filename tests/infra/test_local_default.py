@@ -4,8 +4,13 @@ as a real process over HTTP, including two of them on one data directory."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from devserver.local_defaults import LOCAL_DEV_SECRET
 from devserver.mint_token import mint_token
@@ -16,6 +21,18 @@ from tests.devserver_process import (
     readme_task_session,
     running_server,
 )
+
+
+@pytest.fixture
+def pgdata() -> Iterator[Path]:
+    """A data directory outside pytest's temporary root. As root, the embedded server runs as
+    the ``pgserver`` user, which needs to traverse every parent; pytest resets its own root to
+    mode 0700 whenever another pytest session starts, which would lock that user out."""
+    parent = Path(tempfile.mkdtemp(prefix="todo-pgdata-"))
+    try:
+        yield parent / "pgdata"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def _postmaster_pid(pgdata: Path) -> int:
@@ -39,8 +56,9 @@ def _wait_until_stopped(pid: int, timeout: float = 30) -> bool:
     return False
 
 
-def test_local_default_serves_on_embedded_postgres_and_stops_it(tmp_path: Path) -> None:
-    pgdata = tmp_path / "pgdata"
+def test_local_default_serves_on_embedded_postgres_and_stops_it(
+    tmp_path: Path, pgdata: Path
+) -> None:
     env = {"DATABASE_URL": "", "BETTER_AUTH_SECRET": "", "LOCAL_PGDATA": str(pgdata)}
     token = mint_token("alice", secret=LOCAL_DEV_SECRET)
     with running_server(env, tmp_path / "first") as first:
@@ -67,8 +85,7 @@ def test_local_default_serves_on_embedded_postgres_and_stops_it(tmp_path: Path) 
     assert not (pgdata / "postmaster.pid").exists()
 
 
-def test_local_default_restarts_on_its_data(tmp_path: Path) -> None:
-    pgdata = tmp_path / "pgdata"
+def test_local_default_restarts_on_its_data(tmp_path: Path, pgdata: Path) -> None:
     env = {"DATABASE_URL": "", "BETTER_AUTH_SECRET": "", "LOCAL_PGDATA": str(pgdata)}
     token = mint_token("bob", secret=LOCAL_DEV_SECRET)
     with running_server(env, tmp_path / "run") as base:
