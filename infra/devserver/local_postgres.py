@@ -98,6 +98,10 @@ def _is_alive(pid: int) -> bool:
 
 def _create_database(admin_url: str, database: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as admin:
+        # initdb takes the machine's time zone; production (Neon) and the test server run in
+        # UTC, and timestamps built in SQL (a replayed task's JSON) are written in it.
+        admin.execute("ALTER SYSTEM SET timezone = 'UTC'")
+        admin.execute("SELECT pg_reload_conf()")
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         if exists.fetchone() is None:
             # Another process may create it between the two statements.

@@ -85,12 +85,25 @@ def test_local_default_serves_on_embedded_postgres_and_stops_it(
     assert not (pgdata / "postmaster.pid").exists()
 
 
-def test_local_default_restarts_on_its_data(tmp_path: Path, pgdata: Path) -> None:
-    env = {"DATABASE_URL": "", "BETTER_AUTH_SECRET": "", "LOCAL_PGDATA": str(pgdata)}
+def test_local_default_restarts_on_its_data_and_answers_in_utc(
+    tmp_path: Path, pgdata: Path
+) -> None:
+    # initdb takes the machine's time zone; the API's timestamps stay in UTC whatever it is.
+    env = {
+        "DATABASE_URL": "",
+        "BETTER_AUTH_SECRET": "",
+        "LOCAL_PGDATA": str(pgdata),
+        "TZ": "Europe/Paris",
+    }
     token = mint_token("bob", secret=LOCAL_DEV_SECRET)
     with running_server(env, tmp_path / "run") as base:
         status, _, task = call("POST", f"{base}/api/bob/tasks", token=token, body={"title": "Kept"})
         assert status == 201
+        assert task["created_at"].endswith("Z"), task  # type: ignore[index]
+        replay = post_raw(f"{base}/api/bob/tasks", token=token, key="k", body={"title": "Once"})
+        assert replay[0] == 201
+        assert b"+01:00" not in replay[1], replay
     with running_server(env, tmp_path / "run") as base:
         status, _, tasks = call("GET", f"{base}/api/bob/tasks", token=token)
-    assert (status, tasks) == (200, [task])
+    assert (status, [t["title"] for t in tasks]) == (200, ["Once", "Kept"])  # type: ignore[union-attr]
+    assert task in tasks  # type: ignore[operator]

@@ -103,15 +103,13 @@ def chat_turn(
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
         return _retry_turn(session, claim=claim, message=message, settings=settings)
     except NotFound:
+        # A retry whose conversation has gone since still replays what its key recorded
+        # (or is refused for another body): the key answers first, as for any retry.
         if claim is None:
             raise
-        # The conversation is gone, but the key may have been answered before it went: a
-        # retry of an answered turn gets that answer, whatever happened since.
-        stored = read_key(session, user_id=claim.user_id, key=claim.key, now=utc_now())
-        if stored is None or stored.response is None:
+        if read_key(session, user_id=user_id, key=claim.key, now=claim.now) is None:
             raise
-        require_same_request(stored, claim.request_hash)
-        return _replayed(stored)
+        return _retry_turn(session, claim=claim, message=message, settings=settings)
     return _answer(session, turn, user_id=user_id, message=message, settings=settings, claim=claim)
 
 
