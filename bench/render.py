@@ -216,7 +216,7 @@ def _scale_out_table(results: Results) -> str:
 def _scale_out_verdict(results: Results) -> str:
     data = results["scale_out"]
     workers = [r["workers"] for r in data["rows"]]
-    listed = ", ".join(str(n) for n in workers[:-1]) + f" and {workers[-1]}"
+    listed = " and ".join(filter(None, [", ".join(str(n) for n in workers[:-1]), str(workers[-1])]))
     errors = sum(r["errors"] for r in data["rows"])
     once = all(r["stored_exactly_once_with_one_reply"] for r in data["rows"])
     return (

@@ -167,6 +167,13 @@ class RequestGuard:
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
+            if too_large:
+                # The app caught the overflow itself (FastAPI answers a failed body read with
+                # 400): the answer is still 413, sent instead of the app's.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_too_large(send, limit)
+                return
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import psycopg
@@ -190,3 +191,14 @@ def test_chat_failing_assistant_is_502_and_keeps_the_question(
         rows = connection.execute("SELECT role, content FROM message").fetchall()
     assert rows == [("user", "add a private thing")]
     assert "private thing" not in caplog.text
+
+
+@pytest.mark.usefixtures("broken_assistant")
+def test_chat_failing_assistant_is_counted_in_assistant_errors(
+    send_chat: Send, alice: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert send_chat(alice, "add a thing").status == 502
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [line["AssistantErrors"] for line in emf if "AssistantErrors" in line] == [[1.0]]
+    assert not [line for line in emf if "ChatTurns" in line]  # no turn was answered

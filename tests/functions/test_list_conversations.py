@@ -70,3 +70,14 @@ def test_list_conversations_bad_query_is_422(
     response = api.get(f"/api/{alice}/conversations", token=token_for(alice), params=params)
     assert response.status == 422
     assert response.json()["detail"][0]["loc"][0] == "query"
+
+
+def test_list_conversations_cursor_past_the_last_timestamp_starts_at_the_latest(
+    api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str]
+) -> None:
+    # The largest cursor the pattern allows is past the year 9999: it reads as "the latest".
+    conversation_id = send_chat(alice, "add one").json()["conversation_id"]
+    params = {"cursor": f"{'9' * 18}.{'9' * 18}"}
+    response = api.get(f"/api/{alice}/conversations", token=token_for(alice), params=params)
+    assert response.status == 200, response.body
+    assert [c["id"] for c in response.json()["items"]] == [conversation_id]

@@ -70,7 +70,11 @@ def _is_json_503(response: Response) -> bool:
 
 
 def test_db_fault_refused_is_503_at_once_and_recovers(
-    api: ApiClient, proxy: FaultyProxy, alice: str, token_for: Callable[..., str]
+    api: ApiClient,
+    proxy: FaultyProxy,
+    alice: str,
+    token_for: Callable[..., str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
     proxy.mode = "refuse"
@@ -79,6 +83,9 @@ def test_db_fault_refused_is_503_at_once_and_recovers(
     response = api.get(f"/api/{alice}/tasks", token=token_for(alice))
     assert _is_json_503(response), response.body
     assert time.monotonic() - started < 3
+    # Logged by type: the driver's message names the host and port.
+    assert "database unavailable: OperationalError" in caplog.text
+    assert str(proxy.port) not in caplog.text
     proxy.mode = "up"
     assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
 
