@@ -124,7 +124,7 @@ def test_races_task_delete_vs_update_toggle_get(
             assert status in (200, 404), (status, body)
         # Deleted for good: no write brought it back.
         assert _count(direct_url, "SELECT count(*) FROM task WHERE id = %s", task_id) == 0
-    assert _count(direct_url, "SELECT count(*) FROM task") == 0
+    assert _count(direct_url, "SELECT count(*) FROM task WHERE user_id = %s", user_id) == 0
 
 
 def test_races_task_delete_vs_chat_tool_calls(
@@ -166,8 +166,9 @@ def test_races_task_delete_vs_chat_tool_calls(
         assert deletions == 1 or (deletions == 0 and "delete" not in message), results
         assert _count(direct_url, "SELECT count(*) FROM task WHERE id = %s", task_id) == 0
     # Every turn stored its question and its answer, once.
-    assert _count(direct_url, "SELECT count(*) FROM message WHERE role = 'user'") == turns
-    assert _count(direct_url, "SELECT count(*) FROM message WHERE role = 'assistant'") == turns
+    for role in ("user", "assistant"):
+        stored = "SELECT count(*) FROM message WHERE user_id = %s AND role = %s"
+        assert _count(direct_url, stored, user_id, role) == turns, role
 
 
 def _new_conversation(api: ApiClient, user_id: str, token: str) -> int:
