@@ -110,6 +110,7 @@ def test_content_length_with_transfer_encoding_is_400(server: tuple[str, Path], 
     _assert_gateway_headers(headers)
 
 
+@pytest.mark.usefixtures("api")  # cleans the tables afterwards
 def test_chunked_body_reaches_the_function(
     server: tuple[str, Path], alice: str, token_for: Callable[..., str]
 ) -> None:

@@ -188,6 +188,33 @@ def test_error_bodies_repeat_a_bounded_part_of_the_input(
         assert len(json.dumps(problem)) < 400, problem
 
 
+@pytest.mark.parametrize(
+    ("content_type", "encoding", "reason"),
+    [
+        ("json", "utf-16 with bom", "not valid UTF-8"),
+        ("json", "invalid bytes", "not valid UTF-8"),
+        ("json latin-1", "utf-8", "charset is not UTF-8"),
+        ("json", "deep nesting", "nested too deeply"),
+        ("json", "huge integer", "could not be parsed"),
+    ],
+)
+def test_unreadable_body_says_why(
+    api: ApiClient,
+    seeded: dict[str, str],
+    token_for: Callable[..., str],
+    content_type: str,
+    encoding: str,
+    reason: str,
+) -> None:
+    route = next(r for r in BODY_ROUTES if r.method == "POST" and r.path.endswith("/tasks"))
+    response = _send(api, route, seeded, token_for(seeded["user_id"]), (content_type, encoding))
+    assert _problem_with_422(response) is None
+    (problem,) = response.json()["detail"]
+    assert problem["type"] == "json_invalid"
+    assert problem["loc"] == ["body"]
+    assert reason in problem["msg"], problem
+
+
 def test_body_encoding_counts_are_reported() -> None:
     tried = len(BODY_ROUTES) * len(CASES)
     print(f"body encoding requests: {tried}")

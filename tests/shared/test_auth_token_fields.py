@@ -44,6 +44,9 @@ JSON_TYPES: dict[str, Any] = {
     "float": 1.5,
     "huge integer": 10**400,
     "negative": -1,
+    # Not JSON, but Python's json module (PyJWT's parser) reads them as floats.
+    "NaN": float("nan"),
+    "Infinity": float("inf"),
 }
 HEADER_FIELDS = ["alg", "kid", "typ", "crit", "cty", "jku", "x5u", "x5c", "jwk", "zip", "b64"]
 CLAIM_FIELDS = ["sub", "exp", "nbf", "iat", "iss", "aud", "jti"]
