@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,26 @@ def test_local_default_restarts_on_its_data_and_answers_in_utc(
         status, _, tasks = call("GET", f"{base}/api/bob/tasks", token=token)
     assert (status, [t["title"] for t in tasks]) == (200, ["Once", "Kept"])  # type: ignore[union-attr]
     assert task in tasks  # type: ignore[operator]
+
+
+def test_local_default_two_first_runs_at_once_share_one_server_and_schema(
+    tmp_path: Path, pgdata: Path
+) -> None:
+    """Two `make run` started together on a new data directory: one initdb, one server, the
+    migrations applied once (the second waits for the first's advisory lock)."""
+    env = {"DATABASE_URL": "", "BETTER_AUTH_SECRET": "", "LOCAL_PGDATA": str(pgdata)}
+    token = mint_token("carol", secret=LOCAL_DEV_SECRET)
+    servers = [running_server(env, tmp_path / name) for name in ("a", "b")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        bases = list(pool.map(lambda server: server.__enter__(), servers))
+    try:
+        for n, base in enumerate(bases):
+            body = {"title": f"from {n}"}
+            assert call("POST", f"{base}/api/carol/tasks", token=token, body=body)[0] == 201
+        status, _, tasks = call("GET", f"{bases[0]}/api/carol/tasks", token=token)
+        assert (status, len(tasks)) == (200, 2)  # type: ignore[arg-type]
+        postgres = _postmaster_pid(pgdata)
+    finally:
+        for server in reversed(servers):
+            server.__exit__(None, None, None)
+    assert _wait_until_stopped(postgres)
