@@ -1,4 +1,16 @@
-"""FastAPI dependencies shared by every route, as ``Annotated`` aliases."""
+"""FastAPI dependencies shared by every route, as ``Annotated`` aliases.
+
+The dependencies, like the routes (see :class:`todo_core.api.Routes`), are ``async def`` and call
+blocking code (the database, the JWKS endpoint) directly, on the event loop's thread. That is
+sound because an invocation runs alone on its event loop: a Lambda container serves one request at
+a time, Mangum runs each on the container's loop until it is done, and the local server runs each
+function in containers that do the same (one thread and one loop each, one invocation at a time).
+A sync dependency or route would instead make FastAPI hand it to AnyIO's worker thread, and
+since AnyIO stops its workers with the root task, and every Mangum invocation is one, that meant
+starting a new thread on every request. If invocations ever share a loop concurrently (an ASGI
+server with many requests in flight), this assumption breaks: blocking calls would stall them
+all.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +30,7 @@ from todo_core.text import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 _bearer = HTTPBearer(auto_error=False, description="A Better Auth JWT (or an HS256 token).")
 
 
-def authorized_user_id(
+async def authorized_user_id(
     user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX, pattern=USER_ID_PATTERN)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:

@@ -16,13 +16,13 @@ from sqlmodel import Session
 from todo_core.db import stored_id
 from todo_core.errors import NotFound
 from todo_core.tasks import service
-from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate, Title
+from todo_core.tasks.models import TaskCreate, TaskPublic, TaskStatus, TaskUpdate, Title
 
 _TITLE = TypeAdapter(Title)
 LIST_LIMIT = 50
 
 
-def task_json(task: Task) -> dict[str, Any]:
+def task_json(task: TaskPublic) -> dict[str, Any]:
     return TaskPublic.model_validate(task).model_dump(mode="json")
 
 
@@ -62,7 +62,7 @@ class TaskTools:
         result = {"tasks": [task_json(task) for task in tasks]}
         return self._record("list_tasks", {"status": status.value}, result)
 
-    def _resolve(self, reference: int | str) -> Task | dict[str, Any]:
+    def _resolve(self, reference: int | str) -> TaskPublic | dict[str, Any]:
         """A task by id, or by title: an exact (case-insensitive) match, else a unique partial."""
         if isinstance(reference, int):
             try:
