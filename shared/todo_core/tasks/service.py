@@ -104,8 +104,9 @@ def list_tasks(
     session: Session, *, user_id: str, status: TaskStatus = TaskStatus.all, limit: int = 100
 ) -> list[TaskPublic]:
     """The user's tasks with the given status, newest first, at most ``limit`` of them."""
-    rows = session.connection().execute(_LIST[status], {"owner": user_id, "limit": limit})
-    return _tasks(rows)
+    result = session.connection().execute(_LIST[status], {"owner": user_id, "limit": limit})
+    # all(): one fetchall from the driver; iterating the result fetches row by row.
+    return _tasks(result.all())
 
 
 def create_task(session: Session, *, user_id: str, data: TaskCreate) -> TaskPublic:
