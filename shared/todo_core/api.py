@@ -230,8 +230,8 @@ class _Declared:
 
 class JSONBody(Response):
     """A JSON response whose body the route serialised itself, in one pass (pydantic's
-    ``dump_json``), instead of FastAPI validating the returned object against the response
-    model, turning it into plain data and ``json.dumps``-ing that. The route's
+    ``dump_json`` of the model it already built), instead of FastAPI validating the returned
+    object against the response model once more before serialising it. The route's
     ``response_model`` still documents the body."""
 
     media_type = "application/json"
