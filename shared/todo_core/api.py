@@ -7,13 +7,14 @@ without the request's content.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
@@ -226,11 +227,25 @@ class _Declared:
     options: dict[str, Any]
 
 
+class JSONBody(Response):
+    """A JSON response whose body the route serialised itself, in one pass (pydantic's
+    ``dump_json`` of the model it already built), instead of FastAPI validating the returned
+    object against the response model once more before serialising it. The route's
+    ``response_model`` still documents the body."""
+
+    media_type = "application/json"
+
+
 class Routes:
     """Route declarations, with ``APIRouter``'s decorators, whose FastAPI routes are built only
     when a function's app asks for one. Building a route analyses its dependencies and compiles
     its models; a function serves one route, so building its module's others at cold start
-    would be wasted."""
+    would be wasted.
+
+    Every endpoint is ``async def``, and calls blocking code directly: an invocation runs alone
+    on its event loop (see :mod:`todo_core.deps`). A sync endpoint is refused, since FastAPI would
+    run it on a worker thread, which under Mangum is a new thread per request.
+    """
 
     def __init__(self, *, tags: list[str], responses: dict[int | str, dict[str, Any]]) -> None:
         self.tags = tags
@@ -239,6 +254,8 @@ class Routes:
 
     def _declare(self, method: str, path: str, options: dict[str, Any]) -> Callable[[F], F]:
         def register(endpoint: F) -> F:
+            if not inspect.iscoroutinefunction(endpoint):
+                raise TypeError(f"route {endpoint.__name__!r} must be declared with async def")
             if endpoint.__name__ in self._declared:
                 raise ValueError(f"route {endpoint.__name__!r} is declared twice")
             self._declared[endpoint.__name__] = _Declared(path, method, endpoint, options)

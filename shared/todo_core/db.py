@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,8 +152,11 @@ class _EngineCache:
 get_engine = _EngineCache()
 
 
-def open_session() -> Iterator[Session]:
-    """A session for one request; its connection goes back to the pool when the request ends."""
+async def open_session() -> AsyncIterator[Session]:
+    """A session for one request; its connection goes back to the pool when the request ends.
+
+    ``async`` although the session blocks: FastAPI then runs it on the event loop's thread, not
+    on a worker thread (see :mod:`todo_core.deps` for why that is sound)."""
     with Session(get_engine(), expire_on_commit=False, autoflush=False) as session:
         yield session
 

@@ -1,24 +1,109 @@
-"""FastAPI dependencies shared by every route, as ``Annotated`` aliases."""
+"""FastAPI dependencies shared by every route, as ``Annotated`` aliases.
+
+The dependencies, like the routes (see :class:`todo_core.api.Routes`), are ``async def`` and call
+blocking code (the database, the JWKS endpoint) directly, on the event loop's thread. That is
+sound because an invocation runs alone on its event loop: a Lambda container serves one request at
+a time, Mangum runs each on the container's loop until it is done, and the local server runs each
+function in containers that do the same (one thread and one loop each, one invocation at a time).
+A sync dependency or route would instead make FastAPI hand it to AnyIO's worker thread, and
+since AnyIO stops its workers with the root task, and every Mangum invocation is one, that meant
+starting a new thread on every request. If invocations ever share a loop concurrently (an ASGI
+server with many requests in flight), this assumption breaks: blocking calls would stall them
+all.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
+import jwt
 from fastapi import Depends, Header, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
 from sqlmodel import Session
 
-from todo_core.auth import verify_token
+from todo_core.auth import LEEWAY_SECONDS, verify_token
 from todo_core.db import open_session
 from todo_core.errors import NotAuthenticated, PermissionDenied
 from todo_core.ids import MAX_ID, USER_ID_MAX, USER_ID_PATTERN
+from todo_core.settings import Settings, get_settings
 from todo_core.text import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 
 _bearer = HTTPBearer(auto_error=False, description="A Better Auth JWT (or an HS256 token).")
 
+VERIFIED_TOKEN_SECONDS = 60.0
+"""How long a container trusts an HS256 token it has verified before checking it again (never
+past the token's own expiry)."""
+VERIFIED_TOKENS_MAX = 256
 
-def authorized_user_id(
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    subject: str
+    settings: Settings
+    valid_until: float
+
+
+class VerifiedTokens:
+    """The HS256 tokens this container has verified, by their exact text, with the user each
+    proves.
+
+    A client sends the same token with every request until it expires; verifying it again each
+    time (PyJWT parses it twice, checks the secret's shape and computes the HMAC) was the
+    costliest step of a warm request after the SQL. An entry is used only for the very same
+    token string, only with the same settings (a rotated secret drops it), and only until the
+    token's ``exp`` (with the verifier's leeway) or :data:`VERIFIED_TOKEN_SECONDS` after it was
+    verified, whichever comes first. Failures are never kept: a bad token is verified, and
+    refused, every time. Tokens verified with a JWKS key are not kept either: whether one is
+    still good depends on the key set, which a refresh can change at any request (a key the
+    frontend dropped must stop working as soon as the JWKS says so).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = VERIFIED_TOKENS_MAX,
+        max_age: float = VERIFIED_TOKEN_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_age = max_age
+        self.clock = clock
+        self._entries: dict[str, _Verified] = {}
+
+    def subject(self, token: str, settings: Settings) -> str:
+        """The user ``token`` proves; NotAuthenticated (or ServiceUnavailable) as
+        :func:`todo_core.auth.verify_token` raises them."""
+        now = self.clock()
+        entry = self._entries.get(token)
+        if entry is not None and entry.settings is settings and now < entry.valid_until:
+            return entry.subject
+        subject = verify_token(token, settings=settings)
+        if jwt.get_unverified_header(token).get("alg") == "HS256":
+            expiry = jwt.decode(token, options={"verify_signature": False}).get("exp")
+            if isinstance(expiry, int | float) and not isinstance(expiry, bool):
+                valid_until = min(expiry + LEEWAY_SECONDS, now + self.max_age)
+                self._remember(token, _Verified(subject, settings, valid_until))
+        return subject
+
+    def _remember(self, token: str, entry: _Verified) -> None:
+        self._entries.pop(token, None)
+        if len(self._entries) >= self.max_entries:
+            # The oldest entry goes: dicts keep insertion order.
+            del self._entries[next(iter(self._entries))]
+        self._entries[token] = entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+verified_tokens = VerifiedTokens()
+
+
+async def authorized_user_id(
     user_id: Annotated[str, Path(min_length=1, max_length=USER_ID_MAX, pattern=USER_ID_PATTERN)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -26,7 +111,7 @@ def authorized_user_id(
     if credentials is None:
         # No header, or a scheme other than Bearer: RFC 6750 says send a bare challenge.
         raise NotAuthenticated()
-    if verify_token(credentials.credentials) != user_id:
+    if verified_tokens.subject(credentials.credentials, get_settings()) != user_id:
         raise PermissionDenied()
     return user_id
 

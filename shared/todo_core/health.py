@@ -20,7 +20,7 @@ class Health(BaseModel):
 
 
 @router.get("/health", response_model=Health)
-def health(check_database: bool = False) -> Health:
+async def health(check_database: bool = False) -> Health:
     """Liveness; with ``?check_database=true`` also one round trip to the database (503 if down)."""
     if check_database:
         with get_engine().connect() as connection:

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "todo-api"
@@ -64,12 +63,15 @@ def instrument(handler: LambdaHandler) -> LambdaHandler:
     def instrumented(event: dict[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         status: int | None = None
+        request = event.get("requestContext") or {}
+        # API Gateway's request id, read directly: Powertools' correlation_id_path would run a
+        # JMESPath query on the event at every request for the same value.
+        logger.set_correlation_id(request.get("requestId"))
         try:
             response = handler(event, context)
             status = int(response.get("statusCode", 0))
             return response
         finally:
-            request = event.get("requestContext") or {}
             logger.info(
                 "request",
                 extra={
@@ -83,7 +85,6 @@ def instrument(handler: LambdaHandler) -> LambdaHandler:
 
     wrapped: LambdaHandler = logger.inject_lambda_context(
         instrumented,
-        correlation_id_path=correlation_paths.API_GATEWAY_HTTP,
         log_event=False,  # explicit: POWERTOOLS_LOGGER_LOG_EVENT must never turn it on
         clear_state=True,
     )

@@ -3,11 +3,15 @@ shared error responses, and a wrong route name fails at import, not at the first
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
 
+from tests.api_client import ApiClient
 from todo_core.api import Routes, create_app
 from todo_core.chat.history_routes import router as history_router
 from todo_core.tasks.routes import router as task_router
@@ -40,15 +44,15 @@ def test_routes_build_nothing_until_asked(monkeypatch: pytest.MonkeyPatch) -> No
     routes = Routes(tags=["t"], responses={})
 
     @routes.get("/things")
-    def things() -> list[str]:
+    async def things() -> list[str]:
         return ["thing"]
 
     @routes.post("/others")
-    def others() -> None: ...
+    async def others() -> None: ...
 
     # Declaring analyses nothing and hands the function back untouched; build() makes one route.
     assert built == []
-    assert things() == ["thing"]
+    assert asyncio.run(things()) == ["thing"]
     assert [route.path for route in routes.build("things").routes] == ["/things"]
     assert built == ["/things"]
 
@@ -61,8 +65,63 @@ def test_routes_unknown_name_fails_at_import() -> None:
 def test_routes_declared_twice_is_refused() -> None:
     routes = Routes(tags=["t"], responses={})
 
-    def thing() -> None: ...
+    async def thing() -> None: ...
 
     routes.get("/a")(thing)
     with pytest.raises(ValueError, match="declared twice"):
         routes.post("/b")(thing)
+
+
+def test_routes_sync_endpoint_is_refused() -> None:
+    routes = Routes(tags=["t"], responses={})
+
+    def blocking() -> None: ...
+
+    with pytest.raises(TypeError, match="must be declared with async def"):
+        routes.get("/a")(blocking)
+
+
+@pytest.fixture
+def threads_started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    return started
+
+
+def test_routes_warm_requests_start_no_thread(
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+    make_task: Callable[..., dict[str, object]],
+    threads_started: list[str],
+) -> None:
+    # Under Mangum every invocation is an event loop's root task, and AnyIO stops its worker
+    # threads with the root task: a sync route or dependency meant a new thread per request.
+    token = token_for(alice)
+    task = make_task(alice)
+
+    def one_of_each(doomed: object) -> list[tuple[str, str, dict[str, str] | None, int]]:
+        return [
+            ("GET", f"/api/{alice}/tasks", None, 200),
+            ("GET", f"/api/{alice}/tasks/{task['id']}", None, 200),
+            ("PUT", f"/api/{alice}/tasks/{task['id']}", {"title": "renamed"}, 200),
+            ("PATCH", f"/api/{alice}/tasks/{task['id']}/complete", None, 200),
+            ("POST", f"/api/{alice}/tasks", {"title": "another"}, 201),
+            ("DELETE", f"/api/{alice}/tasks/{doomed}", None, 204),
+            ("POST", f"/api/{alice}/chat", {"message": "hmm"}, 200),
+            ("GET", f"/api/{alice}/conversations", None, 200),
+            ("GET", "/health", None, 200),
+        ]
+
+    for _round in ("imports each function", "warm"):
+        requests = one_of_each(make_task(alice)["id"])
+        threads_started.clear()
+        for method, path, body, status in requests:
+            assert api.request(method, path, token=token, json_body=body).status == status
+    assert threads_started == []

@@ -22,7 +22,7 @@ _NOT_FOUND = not_found_response("conversation")
 
 
 @router.get("/api/{user_id}/conversations", response_model=ConversationPage)
-def list_conversations(
+async def list_conversations(
     session: SessionDep,
     user_id: UserId,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -37,7 +37,7 @@ def list_conversations(
     response_model=MessagePage,
     responses=_NOT_FOUND,
 )
-def list_messages(
+async def list_messages(
     session: SessionDep,
     user_id: UserId,
     conversation_id: ConversationId,
@@ -55,7 +55,7 @@ def list_messages(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_NOT_FOUND,
 )
-def delete_conversation(
+async def delete_conversation(
     session: SessionDep, user_id: UserId, conversation_id: ConversationId
 ) -> Response:
     """Delete a conversation and its messages."""

@@ -58,7 +58,7 @@ _CHAT_RESPONSES = {
 
 
 @router.post("/api/{user_id}/chat", response_model=ChatResponse, responses=_CHAT_RESPONSES)
-def chat(
+async def chat(
     session: SessionDep,
     user_id: UserId,
     body: ChatRequest,

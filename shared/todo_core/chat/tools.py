@@ -16,12 +16,12 @@ from sqlmodel import Session
 from todo_core.db import stored_id
 from todo_core.errors import NotFound
 from todo_core.tasks import service
-from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate
+from todo_core.tasks.models import TaskCreate, TaskPublic, TaskStatus, TaskUpdate
 
 LIST_LIMIT = 50
 
 
-def task_json(task: Task) -> dict[str, Any]:
+def task_json(task: TaskPublic) -> dict[str, Any]:
     return TaskPublic.model_validate(task).model_dump(mode="json")
 
 
@@ -61,7 +61,7 @@ class TaskTools:
         result = {"tasks": [task_json(task) for task in tasks]}
         return self._record("list_tasks", {"status": status.value}, result)
 
-    def _resolve(self, reference: int | str) -> Task | dict[str, Any]:
+    def _resolve(self, reference: int | str) -> TaskPublic | dict[str, Any]:
         """A task by id, or by title: an exact (case-insensitive) match, else a unique partial."""
         if isinstance(reference, int):
             try:
@@ -139,7 +139,7 @@ class TaskTools:
         return self._record("update_task", arguments, {"task": task_json(task)})
 
 
-def _gone(task: Task) -> dict[str, Any]:
+def _gone(task: TaskPublic) -> dict[str, Any]:
     # Found a moment ago, deleted (by another request) before the change: the same answer as
     # a task that was never there, recorded as the tool's result rather than failing the turn.
     return _error("not_found", f"No task {stored_id(task.id)}.")

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import ConfigDict, StrictBool, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import BigInteger, Column, Identity, Index
 from sqlmodel import Field, SQLModel
@@ -87,7 +87,12 @@ class TaskUpdate(SQLModel):
         return value
 
 
-class TaskPublic(SQLModel):
+# A task as the API returns it: a plain pydantic model, not an SQLModel (it maps no table), since
+# SQLModel's instance hooks made building one cost about 4 us against 0.7 us, and a list of 100
+# tasks builds 100. (No docstring: it would become the schema's description in the OpenAPI.)
+class TaskPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     user_id: str
     title: str

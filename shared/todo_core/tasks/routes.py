@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query, Response, status
+from pydantic import TypeAdapter
 
 from todo_core.api import (
     AUTHENTICATED_ROUTE_RESPONSES,
     IDEMPOTENCY_RESPONSES,
+    JSONBody,
     Routes,
     not_found_response,
 )
@@ -16,7 +18,7 @@ from todo_core.deps import IdempotencyKeyHeader, SessionDep, TaskId, UserId
 from todo_core.observability import TASKS_CREATED, count
 from todo_core.settings import get_settings
 from todo_core.tasks import service
-from todo_core.tasks.models import Task, TaskCreate, TaskPublic, TaskStatus, TaskUpdate
+from todo_core.tasks.models import TaskCreate, TaskPublic, TaskStatus, TaskUpdate
 
 router = Routes(tags=["tasks"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 
@@ -24,17 +26,21 @@ _NOT_FOUND = not_found_response("task")
 REPLAYED_HEADER = "Idempotent-Replayed"
 """Set on a response that repeats the first response to an Idempotency-Key."""
 _KEYED = IDEMPOTENCY_RESPONSES
+# The routes serialise their own responses, in one pass: see JSONBody.
+_TASK = TypeAdapter(TaskPublic)
+_TASKS = TypeAdapter(list[TaskPublic])
 
 
 @router.get("/api/{user_id}/tasks", response_model=list[TaskPublic])
-def list_tasks(
+async def list_tasks(
     session: SessionDep,
     user_id: UserId,
     status: TaskStatus = TaskStatus.all,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[Task]:
+) -> JSONBody:
     """The caller's tasks, newest first, filtered by status."""
-    return service.list_tasks(session, user_id=user_id, status=status, limit=limit)
+    tasks = service.list_tasks(session, user_id=user_id, status=status, limit=limit)
+    return JSONBody(_TASKS.dump_json(tasks))
 
 
 @router.post(
@@ -43,18 +49,17 @@ def list_tasks(
     status_code=status.HTTP_201_CREATED,
     responses=_KEYED,
 )
-def create_task(
+async def create_task(
     session: SessionDep,
     user_id: UserId,
     body: TaskCreate,
-    response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> Task | TaskPublic:
+) -> JSONBody:
     """Create a pending task. With an Idempotency-Key, a retry gets the first response."""
     if idempotency_key is None:
         task = service.create_task(session, user_id=user_id, data=body)
         count(TASKS_CREATED)
-        return task
+        return JSONBody(_TASK.dump_json(task), status_code=status.HTTP_201_CREATED)
     from todo_core.tasks import keyed  # noqa: PLC0415  (only keyed requests load it)
 
     result = keyed.create_task_once(
@@ -64,30 +69,35 @@ def create_task(
         idempotency_key=idempotency_key,
         ttl_seconds=get_settings().idempotency_key_ttl_seconds,
     )
-    response.status_code = result.status_code
-    if result.replayed:
-        response.headers[REPLAYED_HEADER] = "true"
-    else:
+    if not result.replayed:
         count(TASKS_CREATED)
-    return TaskPublic.model_validate(result.body)
+    return JSONBody(
+        _TASK.dump_json(TaskPublic.model_validate(result.body)),
+        status_code=result.status_code,
+        headers={REPLAYED_HEADER: "true"} if result.replayed else None,
+    )
 
 
 @router.get("/api/{user_id}/tasks/{task_id}", response_model=TaskPublic, responses=_NOT_FOUND)
-def get_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> Task:
+async def get_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> JSONBody:
     """One task."""
-    return service.get_task(session, user_id=user_id, task_id=task_id)
+    task = service.get_task(session, user_id=user_id, task_id=task_id)
+    return JSONBody(_TASK.dump_json(task))
 
 
 @router.put("/api/{user_id}/tasks/{task_id}", response_model=TaskPublic, responses=_NOT_FOUND)
-def update_task(session: SessionDep, user_id: UserId, task_id: TaskId, body: TaskUpdate) -> Task:
+async def update_task(
+    session: SessionDep, user_id: UserId, task_id: TaskId, body: TaskUpdate
+) -> JSONBody:
     """Change a task's title, description or completion; fields left out are kept."""
-    return service.update_task(session, user_id=user_id, task_id=task_id, data=body)
+    task = service.update_task(session, user_id=user_id, task_id=task_id, data=body)
+    return JSONBody(_TASK.dump_json(task))
 
 
 @router.delete(
     "/api/{user_id}/tasks/{task_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND
 )
-def delete_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> Response:
+async def delete_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> Response:
     """Delete a task."""
     service.delete_task(session, user_id=user_id, task_id=task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -96,6 +106,7 @@ def delete_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> Respon
 @router.patch(
     "/api/{user_id}/tasks/{task_id}/complete", response_model=TaskPublic, responses=_NOT_FOUND
 )
-def toggle_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> Task:
+async def toggle_task(session: SessionDep, user_id: UserId, task_id: TaskId) -> JSONBody:
     """Toggle a task between pending and completed."""
-    return service.toggle_task(session, user_id=user_id, task_id=task_id)
+    task = service.toggle_task(session, user_id=user_id, task_id=task_id)
+    return JSONBody(_TASK.dump_json(task))
