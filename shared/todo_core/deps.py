@@ -12,7 +12,7 @@ from sqlmodel import Session
 from todo_core.auth import verify_token
 from todo_core.db import open_session
 from todo_core.errors import NotAuthenticated, PermissionDenied
-from todo_core.tasks.models import MAX_ID, USER_ID_MAX, USER_ID_PATTERN
+from todo_core.ids import MAX_ID, USER_ID_MAX, USER_ID_PATTERN
 from todo_core.text import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 
 _bearer = HTTPBearer(auto_error=False, description="A Better Auth JWT (or an HS256 token).")

@@ -27,7 +27,7 @@ from sqlmodel import Field, Session, SQLModel, col
 
 from todo_core.db import UTCDateTime
 from todo_core.errors import IdempotencyKeyReused
-from todo_core.tasks.models import USER_ID_MAX
+from todo_core.ids import USER_ID_MAX
 from todo_core.text import IDEMPOTENCY_KEY_MAX
 
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from todo_core.errors import ConfigurationError, ServiceUnavailable
-from todo_core.observability import logger
 
 SECRET_NAMES = ("DATABASE_URL", "BETTER_AUTH_SECRET")
 DEFAULT_MAX_AGE_SECONDS = 300
@@ -110,6 +109,8 @@ def fetch(source: SecretSource, *, max_age: int) -> str:
         code = _error_code(error) or type(error).__name__
         if code in _CONFIGURATION_ERROR_CODES:
             raise ConfigurationError(f"{where} could not be read: {code}") from None
+        from todo_core.observability import logger  # noqa: PLC0415  (Powertools: only with a store)
+
         logger.warning("secret store unavailable for %s: %s", source.variable, code)
         raise ServiceUnavailable("Configuration store unavailable, retry shortly") from None
     if not isinstance(value, str) or not value.strip():

@@ -9,8 +9,8 @@ import pytest
 
 from tests.api_client import ApiClient, Response
 from todo_core.chat import assistant as assistant_module
-from todo_core.chat.assistant import AssistantReply
 from todo_core.chat.tools import TaskTools
+from todo_core.chat.types import AssistantReply
 
 Send = Callable[..., Response]
 

@@ -13,8 +13,8 @@ from tests.api_client import ApiClient, Response
 from tests.devserver_process import race_keyed_posts
 from todo_core.chat import assistant as assistant_module
 from todo_core.chat import service as chat_service
-from todo_core.chat.assistant import AssistantReply
 from todo_core.chat.tools import TaskTools
+from todo_core.chat.types import AssistantReply
 
 KEY = "turn-5f1d2a9c"
 

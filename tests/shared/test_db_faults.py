@@ -19,8 +19,8 @@ from tests.api_client import ApiClient, Response
 from tests.conftest import functions_environment
 from tests.tcp_proxy import FaultyProxy
 from todo_core.chat import assistant as assistant_module
-from todo_core.chat.assistant import AssistantReply
 from todo_core.chat.tools import TaskTools
+from todo_core.chat.types import AssistantReply
 from todo_core.db import get_engine
 
 ROOT = Path(__file__).resolve().parents[2]

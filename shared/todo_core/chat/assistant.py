@@ -1,39 +1,25 @@
-"""The assistant interface, and how the chat turn picks one.
+"""How the chat turn picks its assistant: factories by ``CHAT_ASSISTANT`` name.
 
-An assistant takes the conversation's history (oldest first) and the new message and returns a
-reply: text plus the tool calls it made. The built-in one is deterministic; an LLM agent plugs in
-by implementing :class:`Assistant` and registering a factory under a ``CHAT_ASSISTANT`` name.
+The interface an assistant implements, and what it exchanges with the turn, are in
+:mod:`todo_core.chat.types`. The built-in assistant is deterministic; an LLM agent plugs in by
+implementing :class:`~todo_core.chat.types.Assistant` and registering a factory here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
 
 from sqlmodel import Session
 
-from todo_core.chat.store import HistoryMessage
 from todo_core.chat.tools import TaskTools
+from todo_core.chat.types import Assistant
 from todo_core.errors import ConfigurationError
-
-
-@dataclass(frozen=True, slots=True)
-class AssistantReply:
-    text: str
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-
-
-class Assistant(Protocol):
-    def reply(
-        self, history: Sequence[HistoryMessage], message: str, *, user_id: str
-    ) -> AssistantReply: ...
-
 
 AssistantFactory = Callable[[TaskTools], Assistant]
 
 
 def _builtin(tools: TaskTools) -> Assistant:
+    # Imported on first use: a deployment with another assistant never loads its phrase tables.
     from todo_core.chat.builtin_assistant import BuiltinAssistant  # noqa: PLC0415
 
     return BuiltinAssistant(tools)

@@ -13,9 +13,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from todo_core.chat.assistant import AssistantReply
-from todo_core.chat.store import HistoryMessage
 from todo_core.chat.tools import TaskTools
+from todo_core.chat.types import AssistantReply, HistoryMessage
 from todo_core.tasks.models import TaskStatus
 
 HELP_TEXT = (

@@ -10,8 +10,8 @@ from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, Routes, not_found_respo
 from todo_core.chat import history
 from todo_core.chat.models import ConversationPage, MessagePage
 from todo_core.deps import PlainDigits, SessionDep, UserId
+from todo_core.ids import MAX_ID
 from todo_core.pagination import CursorQuery
-from todo_core.tasks.models import MAX_ID
 
 router = Routes(tags=["conversations"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 

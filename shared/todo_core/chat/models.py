@@ -9,10 +9,9 @@ One expression index serves "the last K messages of a conversation" as a backwar
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, StringConstraints, field_validator
+from pydantic import BeforeValidator, ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
 from sqlalchemy import (
     BigInteger,
@@ -26,9 +25,9 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from todo_core.chat.types import Role
 from todo_core.db import BigIntId, JSONDocument, UTCDateTime, utc_now
-from todo_core.settings import get_settings
-from todo_core.tasks.models import MAX_ID, USER_ID_MAX
+from todo_core.ids import MAX_ID, USER_ID_MAX
 from todo_core.text import NON_BLANK_TEXT_PATTERN, StorableText, Trimmed
 
 TITLE_MAX = 200
@@ -36,11 +35,6 @@ CONVERSATION_NOT_FOUND = "Conversation not found"
 
 TURN_KEY_SQL = "coalesce(reply_to_id, id)"
 """The turn a message belongs to: its own id for a user message, the question's for a reply."""
-
-
-class Role(StrEnum):
-    user = "user"
-    assistant = "assistant"
 
 
 class Conversation(SQLModel, table=True):
@@ -105,8 +99,6 @@ class ToolCall(SQLModel):
 
 def _document_message(schema: dict[str, Any]) -> None:
     schema["pattern"] = NON_BLANK_TEXT_PATTERN
-    # The limit is a setting (CHAT_MAX_MESSAGE_CHARS): publish the one in force.
-    schema["maxLength"] = get_settings().chat_max_message_chars
 
 
 def json_integer(value: Any) -> Any:
@@ -121,8 +113,11 @@ def json_integer(value: Any) -> Any:
     return value
 
 
-class ChatRequest(SQLModel):
-    """One user turn. Without ``conversation_id`` a new conversation is started."""
+class ChatRequestBase(SQLModel):
+    """One user turn. Without ``conversation_id`` a new conversation is started.
+
+    The message's length limit is a deployment setting (``CHAT_MAX_MESSAGE_CHARS``): the route's
+    :class:`todo_core.chat.routes.ChatRequest` adds it."""
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
@@ -136,14 +131,6 @@ class ChatRequest(SQLModel):
         StorableText,
         PydanticField(json_schema_extra=_document_message),
     ]
-
-    @field_validator("message")
-    @classmethod
-    def _within_limit(cls, value: str) -> str:
-        limit = get_settings().chat_max_message_chars
-        if len(value) > limit:
-            raise ValueError(f"must be at most {limit} characters after trimming")
-        return value
 
 
 class ChatResponse(SQLModel):

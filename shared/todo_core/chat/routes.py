@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path
+from pydantic import ConfigDict, field_validator
 
 from todo_core.api import (
     AUTHENTICATED_ROUTE_RESPONSES,
@@ -14,11 +15,33 @@ from todo_core.api import (
     not_found_response,
 )
 from todo_core.chat import service
-from todo_core.chat.models import ChatRequest, ChatResponse
+from todo_core.chat.models import ChatRequestBase, ChatResponse
 from todo_core.deps import IdempotencyKeyHeader, PlainDigits, SessionDep, UserId
+from todo_core.ids import MAX_ID
 from todo_core.observability import CHAT_TURNS, count
 from todo_core.settings import get_settings
-from todo_core.tasks.models import MAX_ID
+
+
+def _publish_message_limit(schema: dict[str, Any]) -> None:
+    schema["properties"]["message"]["maxLength"] = get_settings().chat_max_message_chars
+
+
+class ChatRequest(ChatRequestBase):
+    """The chat route's body: the limit on the message is the deployment's
+    ``CHAT_MAX_MESSAGE_CHARS``, checked and published (in the OpenAPI schema) here."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=_publish_message_limit
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _within_limit(cls, value: str) -> str:
+        limit = get_settings().chat_max_message_chars
+        if len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters after trimming")
+        return value
+
 
 router = Routes(tags=["chat"], responses=AUTHENTICATED_ROUTE_RESPONSES)
 

@@ -15,7 +15,7 @@ from todo_core.chat.assistant import create_assistant
 from todo_core.chat.models import (
     CONVERSATION_NOT_FOUND,
     TITLE_MAX,
-    ChatRequest,
+    ChatRequestBase,
     ChatResponse,
 )
 from todo_core.chat.store import ChatStore, OpenedTurn, chat_store_for
@@ -79,7 +79,7 @@ def chat_turn(
             request_hash=request_fingerprint(
                 "POST",
                 CHAT_ROUTE,
-                ChatRequest.model_construct(conversation_id=conversation_id, message=message),
+                ChatRequestBase.model_construct(conversation_id=conversation_id, message=message),
             ),
             now=utc_now(),
             ttl_seconds=settings.idempotency_key_ttl_seconds,

@@ -19,7 +19,8 @@ from sqlalchemy import JSON, bindparam, exc, func, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session, col
 
-from todo_core.chat.models import CONVERSATION_NOT_FOUND, Conversation, Message, Role
+from todo_core.chat.models import CONVERSATION_NOT_FOUND, Conversation, Message
+from todo_core.chat.types import HistoryMessage, Role
 from todo_core.db import JSONDocument, utc_now
 from todo_core.errors import NotFound
 from todo_core.idempotency import (
@@ -32,16 +33,6 @@ from todo_core.idempotency import (
     pg_claim_cte,
     purge_and_read_key,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryMessage:
-    """A stored message as the assistant sees it."""
-
-    id: int
-    role: Role
-    content: str
-    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,10 @@ from sqlmodel import Session
 
 from todo_core.db import stored_id
 from todo_core.errors import NotFound
+from todo_core.ids import MAX_ID
 from todo_core.tasks import service
 from todo_core.tasks.models import (
     DESCRIPTION_MAX,
-    MAX_ID,
     TITLE_MAX,
     Task,
     TaskCreate,

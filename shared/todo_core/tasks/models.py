@@ -12,17 +12,11 @@ from sqlalchemy import Column, Identity, Index
 from sqlmodel import Field, SQLModel
 
 from todo_core.db import BigIntId, UTCDateTime, utc_now
+from todo_core.ids import USER_ID_MAX
 from todo_core.text import SingleLine, SingleLineSchema, StorableText, TextSchema, Trimmed
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
-USER_ID_MAX = 128
-USER_ID_PATTERN = r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$"
-"""URL-safe characters, not starting with a dot (Better Auth's ids: 32 letters and digits)."""
-
-MAX_ID = 2**53 - 1
-"""The largest id the API accepts: JavaScript's largest exact integer, so every id a client
-holds in a JSON number is exact (the columns are bigint; ids never get near this)."""
 
 Title = Annotated[
     str,
