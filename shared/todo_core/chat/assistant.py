@@ -25,7 +25,16 @@ def _builtin(tools: TaskTools) -> Assistant:
     return BuiltinAssistant(tools)
 
 
-ASSISTANTS: dict[str, AssistantFactory] = {"builtin": _builtin}
+def _openai(tools: TaskTools) -> Assistant:
+    # Only the chat function, and only with CHAT_ASSISTANT=openai, loads the SDK (about 0.1 s
+    # of imports): every other function's cold start stays without it.
+    from todo_core.chat.openai_assistant import create_openai_assistant  # noqa: PLC0415
+    from todo_core.settings import get_settings  # noqa: PLC0415
+
+    return create_openai_assistant(tools, get_settings())
+
+
+ASSISTANTS: dict[str, AssistantFactory] = {"builtin": _builtin, "openai": _openai}
 """Assistant factories by ``CHAT_ASSISTANT`` name."""
 
 
