@@ -34,9 +34,10 @@ from todo_core.settings import Settings
 
 TITLE_WORDS_MAX = 60
 CHAT_ROUTE = "/api/{user_id}/chat"
-TURN_LEASE_SECONDS = 30.0
-"""How long a keyed turn holds its key while the assistant works: longer than the function's
-10-second timeout, so a live attempt is never overtaken; a crashed one is, after this long."""
+TURN_LEASE_SECONDS = 45.0
+"""How long a keyed turn holds its key while the assistant works: longer than the chat function's
+29-second timeout (template.yaml), so a live attempt is never overtaken; a crashed one is, after
+this long."""
 IN_PROGRESS_WAIT_SECONDS = 5.0
 """How long a retry waits for the first attempt to finish before answering 409."""
 IN_PROGRESS_POLL_SECONDS = 0.1
