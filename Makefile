@@ -11,7 +11,7 @@ export PGBOUNCER_PORT
 
 .DEFAULT_GOAL := help
 BETTER_AUTH := infra/better-auth
-.PHONY: help install run token token-jwks better-auth events test pytest pytest-pgbouncer lint \
+.PHONY: help install run fake-openai token token-jwks better-auth events test pytest pytest-pgbouncer lint \
         format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean \
         bench bench-quick audit
 
@@ -27,6 +27,9 @@ install: $(BIN)/.installed  ## Create .venv with the pinned app and dev dependen
 
 run: install  ## Serve every route of template.yaml on http://127.0.0.1:3000 (PORT to change)
 	$(BIN)/python -m devserver
+
+fake-openai: install  ## Serve the fake OpenAI-compatible model on http://127.0.0.1:8089/v1 (key fake-key)
+	$(BIN)/python -m fakeopenai --port $(or $(FAKE_OPENAI_PORT),8089)
 
 token: install  ## Print an HS256 token for USER (make token USER=alice)
 	@$(BIN)/python -m devserver.mint_token "$(USER)"
