@@ -38,6 +38,9 @@ class Settings:
     better_auth_secret: str | None
     max_body_bytes: int = 64 * 1024
     db_connect_timeout_seconds: int = 2
+    db_pool_size: int = 1
+    """Connections per process: one per Lambda container; the dev server runs many containers
+    in one process and sets more."""
     db_idle_ping_seconds: float = 60.0
     chat_max_message_chars: int = 4000
     chat_history_window: int = 20
@@ -234,6 +237,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         better_auth_secret=secret,
         max_body_bytes=_int(environ, "MAX_BODY_BYTES", 64 * 1024),
         db_connect_timeout_seconds=_int(environ, "DB_CONNECT_TIMEOUT_SECONDS", 2, minimum=2),
+        db_pool_size=_int(environ, "DB_POOL_SIZE", 1),
         db_idle_ping_seconds=_float(environ, "DB_IDLE_PING_SECONDS", 60.0),
         chat_max_message_chars=_int(environ, "CHAT_MAX_MESSAGE_CHARS", 4000),
         chat_history_window=_int(environ, "CHAT_HISTORY_WINDOW", 20),
