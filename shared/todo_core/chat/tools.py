@@ -21,8 +21,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic import Field as PydanticField
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from todo_core.chat.models import CONVERSATION_NOT_FOUND
+from todo_core.chat.tool_steps import (
+    RecordedStep,
+    StepKey,
+    read_step,
+    run_recorded,
+    task_result_from,
+)
 from todo_core.db import stored_id
 from todo_core.errors import NotFound
 from todo_core.ids import MAX_ID
@@ -160,15 +169,89 @@ def _first_message(error: ValidationError) -> str:
 
 @dataclass
 class TaskTools:
-    """The user's task operations, each recorded in :attr:`calls` as it is made."""
+    """The user's task operations, each recorded in :attr:`calls` as it is made.
+
+    Bound to a turn (``user_message_id``), each write commits with its record in
+    ``chat_tool_step`` (see :mod:`todo_core.chat.tool_steps`), as step ``next_step`` of the turn.
+    A retried turn passes the steps already recorded: the built-in assistant, deterministic,
+    makes the same calls again and each recorded one is replayed by its index instead of run; a
+    model is given them as past rounds (:meth:`resume`) and continues after them.
+    """
 
     session: Session
     user_id: str
     calls: list[dict[str, Any]] = field(default_factory=list)
+    user_message_id: int | None = None
+    recorded: dict[int, RecordedStep] = field(default_factory=dict)
+    next_step: int = 0
+    round: int = 0
+    """The model's round the next calls belong to (how a retry regroups them)."""
 
     def _record(self, name: str, arguments: dict[str, Any], result: ToolResult) -> ToolResult:
         self.calls.append({"name": name, "arguments": arguments, "result": result})
         return result
+
+    def resume(self) -> list[RecordedStep]:
+        """The recorded steps, in order, counted as this turn's first calls; later calls are
+        numbered after them (a model continues from them)."""
+        steps = [self.recorded[step] for step in sorted(self.recorded)]
+        for step in steps:
+            self._record(step.name, step.arguments, step.result)
+        if steps:
+            self.next_step = steps[-1].step + 1
+            self.round = steps[-1].round + 1
+        self.recorded = {}
+        return steps
+
+    def _take_step(self) -> int:
+        step = self.next_step
+        self.next_step += 1
+        return step
+
+    def _durable(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def _write(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        statement: str,
+        status: str,
+        values: dict[str, Any],
+        task_id: int | None = None,
+    ) -> ToolResult | None:
+        """Run a write with its record (or replay its record); None where there is no durable
+        path (SQLite), so the caller uses the task service."""
+        step = self._take_step()
+        replayed = self.recorded.get(step)
+        if replayed is not None and replayed.name == name:
+            return self._record(replayed.name, replayed.arguments, replayed.result)
+        if not self._durable():
+            return None
+        key = StepKey(user_message_id=self.user_message_id, step=step, round=self.round)
+        try:
+            row = run_recorded(
+                self.session,
+                statement,
+                key=key,
+                name=name,
+                arguments=arguments,
+                status=status,
+                values={"user_id": self.user_id, **values},
+            )
+        except IntegrityError:
+            # Another attempt at this turn ran this step first (its effect stands, ours was
+            # rolled back with the failed record), or the conversation was deleted meanwhile.
+            if self.user_message_id is None:
+                raise
+            other = read_step(self.session, user_message_id=self.user_message_id, step=step)
+            if other is None:
+                raise NotFound(CONVERSATION_NOT_FOUND) from None
+            return self._record(other.name, other.arguments, other.result)
+        if row is None:
+            return self._record(name, arguments, _no_task(task_id or 0))
+        return self._record(name, arguments, task_result_from(status, row))
 
     # --- the tools -----------------------------------------------------------------------
 
@@ -179,11 +262,22 @@ class TaskTools:
         try:
             data = TaskCreate.model_validate({"title": title, "description": description})
         except ValidationError as error:
+            self._take_step()
             return self._record("add_task", arguments, tool_error("invalid", _first_message(error)))
+        written = self._write(
+            "add_task",
+            arguments,
+            statement="add",
+            status="created",
+            values={"title": data.title, "description": data.description},
+        )
+        if written is not None:
+            return written
         task = service.create_task(self.session, user_id=self.user_id, data=data)
         return self._record("add_task", arguments, task_result("created", task))
 
     def list_tasks(self, *, status: TaskStatus = TaskStatus.all) -> ToolResult:
+        self._take_step()  # a read: run again by a retry, never recorded
         tasks = service.list_tasks(
             self.session, user_id=self.user_id, status=status, limit=LIST_LIMIT
         )
@@ -198,16 +292,36 @@ class TaskTools:
         return self._set_completed("reopen_task", task_id, completed=False)
 
     def _set_completed(self, name: str, task_id: int, *, completed: bool) -> ToolResult:
+        status = "completed" if completed else "reopened"
+        written = self._write(
+            name,
+            {"task_id": task_id},
+            statement="set_completed",
+            status=status,
+            values={"task_id": task_id, "completed": completed},
+            task_id=task_id,
+        )
+        if written is not None:
+            return written
         try:
             task = service.set_task_completed(
                 self.session, user_id=self.user_id, task_id=task_id, completed=completed
             )
         except NotFound:
             return self._record(name, {"task_id": task_id}, _no_task(task_id))
-        status = "completed" if completed else "reopened"
         return self._record(name, {"task_id": task_id}, task_result(status, task))
 
     def delete_task(self, *, task_id: int) -> ToolResult:
+        written = self._write(
+            "delete_task",
+            {"task_id": task_id},
+            statement="delete",
+            status="deleted",
+            values={"task_id": task_id},
+            task_id=task_id,
+        )
+        if written is not None:
+            return written
         try:
             task = service.delete_task(self.session, user_id=self.user_id, task_id=task_id)
         except NotFound:
@@ -224,15 +338,28 @@ class TaskTools:
             changes["description"] = description
         arguments = {"task_id": task_id, **changes}
         if not changes:
+            self._take_step()
             return self._record(
                 "update_task", arguments, tool_error("invalid", "Give a title or a description.")
             )
         try:
             data = TaskUpdate.model_validate(changes)
         except ValidationError as error:
+            self._take_step()
             return self._record(
                 "update_task", arguments, tool_error("invalid", _first_message(error))
             )
+        valid = data.model_dump(exclude_unset=True)
+        written = self._write(
+            "update_task",
+            arguments,
+            statement="update:" + ",".join(f for f in ("title", "description") if f in valid),
+            status="updated",
+            values={"task_id": task_id, **valid},
+            task_id=task_id,
+        )
+        if written is not None:
+            return written
         try:
             task = service.update_task(
                 self.session, user_id=self.user_id, task_id=task_id, data=data
@@ -250,15 +377,18 @@ class TaskTools:
         try:
             parsed = json.loads(raw_arguments) if raw_arguments and raw_arguments.strip() else {}
         except ValueError:
+            self._take_step()
             return self._record(
                 name, {}, tool_error("invalid_arguments", "The arguments are not valid JSON.")
             )
         if not isinstance(parsed, dict):
+            self._take_step()
             return self._record(
                 name, {}, tool_error("invalid_arguments", "The arguments must be a JSON object.")
             )
         entry = _DISPATCH.get(name)
         if entry is None:
+            self._take_step()
             known = ", ".join(sorted(TOOL_NAMES))
             return self._record(
                 name, parsed, tool_error("unknown_tool", f"No tool {name!r}; use one of: {known}.")
@@ -267,6 +397,7 @@ class TaskTools:
         try:
             arguments = model.model_validate(parsed)
         except ValidationError as error:
+            self._take_step()
             return self._record(
                 name, parsed, tool_error("invalid_arguments", _first_message(error))
             )
