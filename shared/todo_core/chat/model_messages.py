@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import groupby
 from typing import Any
 
+from todo_core.chat.tool_steps import RecordedStep
 from todo_core.chat.types import HistoryMessage, Role
 
 ModelMessage = dict[str, Any]
@@ -41,6 +43,21 @@ def assistant_tool_round(calls: Sequence[tuple[str, str, str]]) -> ModelMessage:
 
 def tool_message(call_id: str, result: dict[str, Any]) -> ModelMessage:
     return {"role": "tool", "tool_call_id": call_id, "content": result_content(result)}
+
+
+def replayed_rounds(question_id: int, steps: Sequence[RecordedStep]) -> list[ModelMessage]:
+    """A retried turn's recorded tool calls, round by round, each with its result: the model
+    continues after them instead of asking for them again."""
+    messages: list[ModelMessage] = []
+    for _, group in groupby(steps, key=lambda step: step.round):
+        calls = [(f"call_{question_id}_s{step.step}", step) for step in group]
+        messages.append(
+            assistant_tool_round(
+                [(call_id, step.name, json.dumps(step.arguments)) for call_id, step in calls]
+            )
+        )
+        messages.extend(tool_message(call_id, step.result) for call_id, step in calls)
+    return messages
 
 
 def _reply_messages(message: HistoryMessage) -> list[ModelMessage]:

@@ -28,6 +28,7 @@ from todo_core.chat.model_messages import (
     ModelMessage,
     assistant_tool_round,
     history_messages,
+    replayed_rounds,
     tool_message,
 )
 from todo_core.chat.tools import TOOL_SCHEMAS, TaskTools
@@ -114,8 +115,12 @@ class OpenAIAssistant:
             *history_messages(history, budget_chars=self.settings.chat_history_chars),
             {"role": "user", "content": message},
         ]
+        # A retried turn: the calls the first attempt made (and recorded) are past rounds here.
+        replayed = self.tools.resume()
+        if replayed and self.tools.user_message_id is not None:
+            messages.extend(replayed_rounds(self.tools.user_message_id, replayed))
         budget = _Budget(self.settings.chat_model_timeout_seconds)
-        for _ in range(self.settings.chat_max_tool_rounds + 1):
+        while self.tools.round <= self.settings.chat_max_tool_rounds:
             answer = self._complete(messages, budget)
             calls = answer.tool_calls or []
             if not calls:
@@ -125,6 +130,7 @@ class OpenAIAssistant:
                     raise AssistantFailed()
                 return AssistantReply(text, list(self.tools.calls))
             self._run_round(messages, calls)
+            self.tools.round += 1
         logger.error(
             "model asked for tools more than %d rounds", self.settings.chat_max_tool_rounds
         )
