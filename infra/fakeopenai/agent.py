@@ -91,7 +91,9 @@ def scripted_agent(  # noqa: PLR0911  (one return per kind of request reads best
         return " ".join(_summary(r) for r in reversed(results)), []
     text = " ".join(_text(last).split()).rstrip(".!")
     if match := _ADD.match(text):
-        return None, [("add_task", {"title": match["title"]})]
+        # "add a; b; c" asks for several tasks: one round of several tool calls.
+        titles = [title.strip() for title in match["title"].split(";") if title.strip()]
+        return None, [("add_task", {"title": title}) for title in titles]
     if match := _LIST.match(text):
         rest = match["rest"].lower()
         status = "pending" if "pending" in rest else "completed" if "complet" in rest else "all"
