@@ -11,7 +11,8 @@ export PGBOUNCER_PORT
 
 .DEFAULT_GOAL := help
 BETTER_AUTH := infra/better-auth
-.PHONY: help install run fake-openai token token-jwks better-auth events test pytest pytest-pgbouncer lint \
+.PHONY: help install run fake-openai token token-jwks better-auth events test pytest pytest-pgbouncer \
+        pytest-embedded lint \
         format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean \
         bench bench-quick audit
 
@@ -25,7 +26,7 @@ $(BIN)/.installed: requirements/dev.txt shared/requirements.txt
 
 install: $(BIN)/.installed  ## Create .venv with the pinned app and dev dependencies
 
-run: install  ## Serve every route of template.yaml on http://127.0.0.1:3000 (PORT to change)
+run: install  ## Serve every route on http://127.0.0.1:3000 (PORT); embedded PostgreSQL unless DATABASE_URL
 	$(BIN)/python -m devserver
 
 fake-openai: install  ## Serve the fake OpenAI-compatible model on http://127.0.0.1:8089/v1 (key fake-key)
@@ -68,6 +69,9 @@ pytest: install better-auth sam-tools  ## The test suite against PostgreSQL dire
 pytest-pgbouncer: install better-auth  ## The test suite through a PgBouncer (transaction mode) it starts
 	TEST_VIA_PGBOUNCER=1 $(BIN)/pytest -m "not build and not bench"
 
+pytest-embedded: install  ## tests/functions against the embedded PostgreSQL that `make run` serves on
+	$(BIN)/python -m devserver.local_postgres -- $(BIN)/pytest tests/functions -q
+
 bench: install  ## Benchmarks (cold start, chat latency, round trips, overhead, scale out): see BENCHMARKS.md
 	$(BIN)/python -m bench.run_all
 
@@ -101,7 +105,7 @@ STAGE ?= dev
 deploy: build  ## sam deploy --config-env $(STAGE) (AWS credentials from your environment)
 	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE)
 
-test: lint typecheck validate pytest pytest-pgbouncer  ## Everything CI runs: lint, types, template, tests (direct, then via PgBouncer)
+test: lint typecheck validate pytest pytest-pgbouncer pytest-embedded  ## Everything CI runs: lint, types, template, tests (direct, via PgBouncer, embedded)
 
 audit: install  ## pip-audit the pinned runtime and dev dependencies (fails on a known vulnerability)
 	bash infra/audit.sh
@@ -115,5 +119,8 @@ lock: install  ## Re-pin every requirements file from its .in file
 	$(BIN)/uv pip compile requirements/dev.in --python-version 3.11 --no-header --annotation-style line -o requirements/dev.txt
 	$(BIN)/uv pip compile requirements/sam.in --python-version 3.11 --no-header --annotation-style line -o requirements/sam.txt
 
-clean:  ## Remove build output and the local SQLite database
+clean:  ## Remove build output and the local database (.local; stop `make run` first)
+	@pid=$$(head -1 .local/pgdata/postmaster.pid 2>/dev/null); \
+	  if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then \
+	    echo "the embedded PostgreSQL (pid $$pid) is running: stop make run first" >&2; exit 1; fi
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

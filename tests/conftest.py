@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 from devserver.migrations import migrate
 from devserver.mint_token import mint_token
@@ -31,8 +32,10 @@ VIA_PGBOUNCER = os.environ.get("TEST_VIA_PGBOUNCER") == "1"
 TEST_SECRET = secrets.token_urlsafe(48)
 
 
-def _url_for(database: str) -> str:
-    return f"postgresql://postgres@127.0.0.1:5432/{database}"
+def url_for(database: str) -> str:
+    """The URL of ``database`` on the server of ``TEST_PG_ADMIN_URL`` (host and port, or the
+    socket directory of the embedded server)."""
+    return make_url(ADMIN_URL).set(database=database).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +43,7 @@ def database_name() -> Iterator[str]:
     name = f"todo_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    migrate(_url_for(name))
+    migrate(url_for(name))
     yield name
     reset_engine()
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
@@ -50,14 +53,14 @@ def database_name() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def direct_url(database_name: str) -> str:
     """The test database on PostgreSQL itself (for setup, inspection and fault injection)."""
-    return _url_for(database_name)
+    return url_for(database_name)
 
 
 @pytest.fixture(scope="session")
 def app_url(database_name: str) -> Iterator[str]:
     """The URL the functions use: through a PgBouncer of the run's own when it asks for one."""
     if not VIA_PGBOUNCER:
-        yield _url_for(database_name)
+        yield url_for(database_name)
         return
     with dedicated_pgbouncer() as bouncer:
         yield bouncer.url(database_name)

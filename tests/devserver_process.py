@@ -105,3 +105,44 @@ def race_keyed_posts(
             ]
             rounds.append([future.result(timeout=30) for future in futures])
     return rounds
+
+
+def readme_task_session(base: str, token: str, user: str) -> None:
+    """The README's task session: create, list, complete, delete, list again."""
+    status, _, task = call("POST", f"{base}/api/{user}/tasks", token=token, body={"title": "Milk"})
+    assert status == 201
+    assert isinstance(task, dict)
+    status, _, tasks = call("GET", f"{base}/api/{user}/tasks", token=token)
+    assert (status, [t["title"] for t in tasks]) == (200, ["Milk"])  # type: ignore[union-attr]
+    status, _, done = call("PATCH", f"{base}/api/{user}/tasks/{task['id']}/complete", token=token)
+    assert (status, done["completed"]) == (200, True)  # type: ignore[index]
+    status, _, _ = call("DELETE", f"{base}/api/{user}/tasks/{task['id']}", token=token)
+    assert status == 204
+    status, _, tasks = call("GET", f"{base}/api/{user}/tasks", token=token)
+    assert (status, tasks) == (200, [])
+
+
+def readme_chat_session(base: str, token: str, user: str) -> None:
+    """The README's chat session: add, list, complete, delete, then read the history back."""
+    chat = f"{base}/api/{user}/chat"
+    status, _, first = call("POST", chat, token=token, body={"message": "add buy milk"})
+    assert status == 200, first
+    assert isinstance(first, dict)
+    conversation = first["conversation_id"]
+    replies = [first["response"]]
+    for message in ("list my tasks", "complete it", "delete it"):
+        body = {"message": message, "conversation_id": conversation}
+        status, _, reply = call("POST", chat, token=token, body=body)
+        assert status == 200, reply
+        replies.append(reply["response"])  # type: ignore[index]
+    assert replies[0].startswith("Added “buy milk”")
+    assert "buy milk" in replies[1]
+    assert replies[2].startswith("Marked “buy milk”")
+    assert replies[3].startswith("Deleted “buy milk”")
+    status, _, page = call(
+        "GET", f"{base}/api/{user}/conversations/{conversation}/messages", token=token
+    )
+    assert status == 200
+    assert [m["role"] for m in page["items"]] == ["user", "assistant"] * 4  # type: ignore[index]
+    status, _, conversations = call("GET", f"{base}/api/{user}/conversations", token=token)
+    assert [c["id"] for c in conversations["items"]] == [conversation]  # type: ignore[index]

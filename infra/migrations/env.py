@@ -1,7 +1,7 @@
 """Alembic environment. The URL is, in order: one handed in by the caller
 (``config.attributes["database_url"]``, see infra/devserver/migrations.py),
 ``MIGRATION_DATABASE_URL`` (Neon's direct, non-pooled host: DDL and long transactions don't
-belong on the pooler), ``DATABASE_URL``, then the embedded SQLite default."""
+belong on the pooler), then ``DATABASE_URL``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
 import todo_core.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from todo_core.db import create_sqlite_directory
 from todo_core.settings import load_settings, normalize_database_url
 
 config = context.config
+
+MIGRATION_LOCK = 0x746F646F  # "todo": the advisory lock that serializes concurrent upgrades
 
 
 def _database_url() -> str:
@@ -29,24 +30,19 @@ def _database_url() -> str:
 
 
 def run_migrations() -> None:
-    url = _database_url()
-    is_sqlite = url.startswith("sqlite")
-    if is_sqlite:
-        create_sqlite_directory(url)
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(_database_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            # The database's statement timeout (migration 0003) guards the API, not schema
-            # changes, which may legitimately take longer. This session talks to Postgres directly.
-            connection.exec_driver_sql("SET statement_timeout = 0")
-            connection.commit()  # end the implicit transaction so Alembic runs its own
+        # The database's statement timeout (migration 0003) guards the API, not schema
+        # changes, which may legitimately take longer. This session talks to Postgres directly.
+        connection.exec_driver_sql("SET statement_timeout = 0")
+        connection.commit()  # end the implicit transaction so Alembic runs its own
         context.configure(
-            connection=connection,
-            target_metadata=SQLModel.metadata,
-            render_as_batch=is_sqlite,
-            compare_type=True,
+            connection=connection, target_metadata=SQLModel.metadata, compare_type=True
         )
         with context.begin_transaction():
+            # Two processes upgrading at once (two `make run` on one embedded server, a deploy
+            # racing a rerun) take turns: the second one then finds the schema at head.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
     engine.dispose()
 

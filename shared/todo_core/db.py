@@ -7,15 +7,12 @@ Built for Neon's pooled connection string (PgBouncer in transaction mode):
 * ``AUTOCOMMIT``: every statement is its own transaction, so a one-statement unit of work costs one
   round trip instead of three (BEGIN, statement, COMMIT) and holds a pooler connection for no
   longer than the statement. Work that must be atomic is written as one statement (CTEs).
-  Services still call ``session.commit()`` so the same code is transactional on SQLite.
 * No session state: no SET, no temporary tables, no advisory session locks.
 * The one connection is reused by every warm invocation and checked on checkout: a socket that
   has become readable while idle means the server or the pooler closed it (``pg_terminate_backend``,
   a pooler restart, Neon suspending the compute), and a connection idle for longer than
   ``DB_IDLE_PING_SECONDS`` is pinged. Either way a dead connection is replaced before the request
   uses it, without a round trip in the common warm case.
-
-With no ``DATABASE_URL``, an embedded SQLite file is used so that the local server needs no setup.
 """
 
 from __future__ import annotations
@@ -24,11 +21,9 @@ import select
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, create_engine, event, exc
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import DateTime, Engine, create_engine, event, exc
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
@@ -37,14 +32,6 @@ from sqlmodel import Session
 from todo_core.settings import Settings, get_settings
 
 _LAST_USED = "todo_core.last_used"
-
-
-BigIntId = BigInteger().with_variant(Integer(), "sqlite")
-"""A 64-bit key; on SQLite an INTEGER PRIMARY KEY, the only type it auto-increments."""
-
-
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
-"""A JSON document: JSONB on PostgreSQL, JSON text elsewhere."""
 
 
 def stored_id(value: int | None) -> int:
@@ -59,7 +46,7 @@ def utc_now() -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware timestamp on every backend (SQLite stores no offset; we store UTC)."""
+    """A timezone-aware timestamp, always in UTC; a naive datetime is refused."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -68,11 +55,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime given to a UTCDateTime column")
         return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
 
 
 def _socket_has_pending_input(fileno: int) -> bool:
@@ -137,29 +119,6 @@ def _create_postgres_engine(settings: Settings) -> Engine:
     return engine
 
 
-def create_sqlite_directory(url: str) -> None:
-    """Create the folder of a SQLite file URL, which SQLite will not do itself."""
-    database = url.split(":///", 1)[1] if ":///" in url else ""
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _create_sqlite_engine(settings: Settings) -> Engine:
-    create_sqlite_directory(settings.database_url)
-    engine = create_engine(
-        settings.database_url, hide_parameters=True, connect_args={"check_same_thread": False}
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA busy_timeout = 5000")
-        cursor.close()
-
-    return engine
-
-
 class _EngineCache:
     """The process's engine, created on first use and reused by every warm invocation.
 
@@ -178,11 +137,7 @@ class _EngineCache:
         if self._engine is None or self._url != settings.database_url:
             if self._engine is not None:
                 self._engine.dispose()
-            self._engine = (
-                _create_sqlite_engine(settings)
-                if settings.is_sqlite
-                else _create_postgres_engine(settings)
-            )
+            self._engine = _create_postgres_engine(settings)
             self._url = settings.database_url
         return self._engine
 

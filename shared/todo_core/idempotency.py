@@ -10,7 +10,7 @@ On PostgreSQL the claim is ``INSERT ... ON CONFLICT (user_id, key) DO UPDATE ...
 a live row makes the claim (and so the whole write) a no-op, an expired one is taken over in
 place. The effect's ids are drawn from their sequences first, so the claim can name them and the
 effect's INSERT can read from the claim. Expired rows of the user are purged in the same
-statement. SQLite (the zero-setup local default) runs the same steps in a transaction.
+statement.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import CHAR, JSON, BigInteger, Column, Index, delete, insert, select, update
+from sqlalchemy import CHAR, JSON, BigInteger, Column, Index, select, update
 from sqlmodel import Field, Session, SQLModel, col
 
 from todo_core.db import UTCDateTime
@@ -105,6 +105,21 @@ class KeyClaim:
         }
 
 
+def claim_parameters(claim: KeyClaim | None, *, user_id: str, now: datetime) -> dict[str, Any]:
+    """The parameters :data:`PG_CLAIM_INPUT` names: the claim's, or, for a request without a
+    key, the user and the time with every key column NULL (a statement then claims nothing)."""
+    if claim is not None:
+        return claim.sql_parameters()
+    return {
+        "user_id": user_id,
+        "key": None,
+        "request_hash": None,
+        "now": now,
+        "expires_at": None,
+        "locked_until": None,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class StoredKey:
     """A live key row, as a retry finds it."""
@@ -126,8 +141,8 @@ class KeyedResponse:
     replayed: bool
 
 
-class KeyNotClaimed(Exception):
-    """The key is held by an earlier (or concurrent) request; read it to find out what to do."""
+class KeyHeld(Exception):
+    """Another attempt (earlier or concurrent) holds the key: read it to learn what to do."""
 
 
 def require_same_request(stored: StoredKey, request_hash: str) -> None:
@@ -154,15 +169,18 @@ def pg_claim_cte(
     conversation_id: str = "NULL",
     user_message_id: str = "NULL",
     locked_until: str = "NULL",
+    where: str = "TRUE",
 ) -> str:
     """``claimed``: one row if this request now holds the key (new, or expired and taken over),
-    none if a live row holds it. ``source`` must provide ``input``'s columns."""
+    none if a live row holds it (or ``where`` is false). ``source`` must provide ``input``'s
+    columns."""
     return f"""claimed AS (
     INSERT INTO idempotency_key AS k (user_id, key, request_hash, status_code, response,
         conversation_id, user_message_id, locked_until, created_at, expires_at)
     SELECT input.user_id, input.key, input.request_hash, {status_code}, {response},
            {conversation_id}, {user_message_id}, {locked_until}, input.now, input.expires_at
     FROM {source}
+    WHERE {where}
     ON CONFLICT (user_id, key) DO UPDATE
     SET request_hash = excluded.request_hash, status_code = excluded.status_code,
         response = excluded.response, conversation_id = excluded.conversation_id,
@@ -180,7 +198,7 @@ PG_PURGE_CTE = """purged AS (
 """The user's other expired keys go as a side effect of a keyed write (an index range scan)."""
 
 
-# --- Any database: separate statements, inside the caller's transaction ---
+# --- Reading and settling a key: one small statement each ---
 
 
 def read_key(session: Session, *, user_id: str, key: str, now: datetime) -> StoredKey | None:
@@ -211,42 +229,21 @@ def read_key(session: Session, *, user_id: str, key: str, now: datetime) -> Stor
     )
 
 
-def purge_and_read_key(session: Session, claim: KeyClaim) -> StoredKey | None:
-    """Delete the user's expired keys (this one included), then read this key's live row."""
-    session.execute(
-        delete(IdempotencyKey).where(
-            col(IdempotencyKey.user_id) == claim.user_id,
-            col(IdempotencyKey.expires_at) <= claim.now,
-        )
-    )
-    return read_key(session, user_id=claim.user_id, key=claim.key, now=claim.now)
-
-
-def insert_key(
-    session: Session,
-    claim: KeyClaim,
-    *,
-    status_code: int | None = None,
-    response: dict[str, Any] | None = None,
-    conversation_id: int | None = None,
-    user_message_id: int | None = None,
-    locked_until: datetime | None = None,
+def record_response(
+    session: Session, *, user_id: str, key: str, status_code: int, response: dict[str, Any]
 ) -> None:
-    """Store the claim's row; an IntegrityError means a concurrent request claimed it first."""
+    """Settle a key with its request's final response (e.g. a 404 when the chat turn's
+    conversation was deleted while it ran): retries replay it instead of waiting on a lease."""
     session.execute(
-        insert(IdempotencyKey).values(
-            user_id=claim.user_id,
-            key=claim.key,
-            request_hash=claim.request_hash,
-            status_code=status_code,
-            response=response,
-            conversation_id=conversation_id,
-            user_message_id=user_message_id,
-            locked_until=locked_until,
-            created_at=claim.now,
-            expires_at=claim.expires_at,
+        update(IdempotencyKey)
+        .where(
+            col(IdempotencyKey.user_id) == user_id,
+            col(IdempotencyKey.key) == key,
+            col(IdempotencyKey.response).is_(None),
         )
+        .values(status_code=status_code, response=response, locked_until=None)
     )
+    session.commit()
 
 
 def release_lease(session: Session, *, user_id: str, key: str, now: datetime) -> None:

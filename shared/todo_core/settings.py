@@ -11,7 +11,6 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypedDict
 from urllib.parse import urlsplit
 
@@ -24,7 +23,6 @@ from todo_core.secrets import (
     secret_sources,
 )
 
-DEFAULT_SQLITE_PATH = Path(".local") / "todo.sqlite3"
 BETTER_AUTH_JWKS_PATH = "/api/auth/jwks"
 """Where Better Auth's JWT plugin publishes its public keys, under the frontend's base URL."""
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -66,10 +64,6 @@ class Settings:
     better_auth_jwks_timeout_seconds: float = 2.0
     better_auth_jwks_refresh_seconds: float = 10.0
     better_auth_jwks_cache_seconds: float = 300.0
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
     @property
     def accepts_hs256(self) -> bool:
@@ -208,25 +202,22 @@ def normalize_database_url(url: str) -> str:
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
-    if url.startswith(("postgresql+psycopg://", "sqlite://", "sqlite+pysqlite://")):
+    if url.startswith("postgresql+psycopg://"):
         return url
     raise ConfigurationError(
-        "DATABASE_URL must be a postgresql:// or sqlite:// URL "
-        f"(got a URL with scheme {url.split(':', 1)[0]!r})"
+        f"DATABASE_URL must be a postgresql:// URL (got a URL with scheme {url.split(':', 1)[0]!r})"
     )
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build and validate the settings; a ConfigurationError names the variable at fault."""
     raw_url = environ.get("DATABASE_URL", "").strip()
-    if not raw_url and environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        # The embedded SQLite default is for local runs; in Lambda it would be a silent trap.
+    if not raw_url:
+        # `make run` sets it to its embedded PostgreSQL before anything reads the settings.
         raise ConfigurationError(
             "DATABASE_URL is not set (nor DATABASE_URL_PARAMETER or DATABASE_URL_SECRET_ID)"
         )
-    database_url = (
-        normalize_database_url(raw_url) if raw_url else f"sqlite:///{DEFAULT_SQLITE_PATH}"
-    )
+    database_url = normalize_database_url(raw_url)
     secret = environ.get("BETTER_AUTH_SECRET") or None
     if secret is not None and len(secret) < 32:
         raise ConfigurationError("BETTER_AUTH_SECRET must be at least 32 characters long")

@@ -1,34 +1,43 @@
-"""The Alembic migrations build exactly the schema the models describe, on both backends."""
+"""The Alembic migrations build exactly the schema the models describe, and come back down."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+import uuid
+from collections.abc import Iterator
 
+import psycopg
 import pytest
 from alembic import command
 
 from devserver.migrations import alembic_config
+from tests.conftest import ADMIN_URL, url_for
 
 
 def test_migrations_match_the_models_on_postgres(direct_url: str) -> None:
     command.check(alembic_config(direct_url))  # raises if the models and the migrated schema differ
 
 
-# SQLite's expression index cannot be reflected, so the comparison skips it (and says so);
-# the PostgreSQL test compares it.
-@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
-@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
-def test_migrations_upgrade_check_and_downgrade_on_sqlite(tmp_path: Path) -> None:
-    database = tmp_path / "todo.sqlite3"
-    config = alembic_config(f"sqlite:///{database}")
+@pytest.fixture
+def empty_database() -> Iterator[str]:
+    name = f"todo_migrations_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield url_for(name)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {row[0] for row in rows}
+
+
+def test_migrations_upgrade_twice_and_downgrade_to_nothing(empty_database: str) -> None:
+    config = alembic_config(empty_database)
     command.upgrade(config, "head")
+    command.upgrade(config, "head")  # a second run (another `make run`) finds nothing to do
     command.check(config)
-    with sqlite3.connect(database) as connection:
-        schema = dict(connection.execute("SELECT name, sql FROM sqlite_master WHERE type='table'"))
-    for table in ("task", "conversation", "message"):
-        assert "AUTOINCREMENT" in schema[table], table  # ids are never reused
+    assert {"task", "conversation", "message", "idempotency_key"} <= _tables(empty_database)
     command.downgrade(config, "base")
-    with sqlite3.connect(database) as connection:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    assert not tables & {"task", "conversation", "message"}
+    assert _tables(empty_database) == {"alembic_version"}

@@ -22,7 +22,7 @@ from tests.jwks_server import JwksServer
 from tests.shared.conftest import Clock, Configure, SigningKey, claims_for, new_signing_key
 from todo_core import auth
 from todo_core.errors import ConfigurationError
-from todo_core.settings import load_settings
+from todo_core.settings import Settings, load_settings
 
 SetUp = Callable[..., SigningKey]
 
@@ -488,8 +488,13 @@ def test_parse_jwks_refuses_documents_without_usable_keys(document: object) -> N
 # ---- configuration ------------------------------------------------------------------------------
 
 
+def settings_from(environ: dict[str, str]) -> Settings:
+    """The settings of ``environ`` plus a database URL (required, and beside the point here)."""
+    return load_settings({"DATABASE_URL": "postgresql://todo@db.invalid/todo", **environ})
+
+
 def test_settings_derive_jwks_url_issuer_and_audience_from_better_auth_url() -> None:
-    settings = load_settings({"BETTER_AUTH_URL": "https://app.example.com/"})
+    settings = settings_from({"BETTER_AUTH_URL": "https://app.example.com/"})
     assert settings.better_auth_jwks_url == "https://app.example.com/api/auth/jwks"
     assert settings.better_auth_issuer == "https://app.example.com"
     assert settings.better_auth_audience == "https://app.example.com"
@@ -497,7 +502,7 @@ def test_settings_derive_jwks_url_issuer_and_audience_from_better_auth_url() -> 
 
 
 def test_settings_overrides_win() -> None:
-    settings = load_settings(
+    settings = settings_from(
         {
             "BETTER_AUTH_URL": "https://app.example.com",
             "BETTER_AUTH_JWKS_URL": "https://keys.example.com/jwks.json",
@@ -537,9 +542,15 @@ def test_settings_overrides_win() -> None:
 )
 def test_settings_fail_fast_naming_the_variable(environ: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigurationError, match=variable):
-        load_settings(environ)
+        settings_from(environ)
 
 
 def test_settings_allow_plain_http_on_localhost_only() -> None:
-    settings = load_settings({"BETTER_AUTH_URL": "http://localhost:3000"})
+    settings = settings_from({"BETTER_AUTH_URL": "http://localhost:3000"})
     assert settings.better_auth_jwks_url == "http://localhost:3000/api/auth/jwks"
+
+
+def test_settings_without_database_url_name_it() -> None:
+    # `make run` sets it (its embedded PostgreSQL) before anything reads the settings.
+    with pytest.raises(ConfigurationError, match="DATABASE_URL is not set"):
+        load_settings({"BETTER_AUTH_SECRET": "x" * 32})

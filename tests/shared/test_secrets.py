@@ -55,24 +55,20 @@ def put_parameter(name: str, value: str) -> None:
     boto3.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
 
-def test_settings_secrets_from_ssm_securestring(
-    aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    put_parameter(DATABASE_PARAMETER, f"sqlite:///{tmp_path}/a.sqlite3")
+def test_settings_secrets_from_ssm_securestring(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    put_parameter(DATABASE_PARAMETER, "postgresql://todo@db.invalid:5432/a")
     put_parameter(AUTH_PARAMETER, SECRET_A)
     monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
     monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
 
     settings = get_settings()
 
-    assert settings.database_url == f"sqlite:///{tmp_path}/a.sqlite3"
+    assert settings.database_url == "postgresql+psycopg://todo@db.invalid:5432/a"
     assert settings.better_auth_secret == SECRET_A
     assert get_settings() is settings  # warm calls reuse it
 
 
-def test_settings_secrets_from_secrets_manager(
-    aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_settings_secrets_from_secrets_manager(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     client = boto3.client("secretsmanager")
     client.create_secret(Name="todo/test/database-url", SecretString="postgresql://u:p@h/db")
     arn = client.create_secret(Name="todo/test/auth", SecretString=SECRET_A)["ARN"]
@@ -129,25 +125,25 @@ def test_settings_both_value_and_parameter_is_refused(
 
 
 def test_settings_rotation_is_picked_up_after_max_age(
-    aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put_parameter(DATABASE_PARAMETER, f"sqlite:///{tmp_path}/a.sqlite3")
+    put_parameter(DATABASE_PARAMETER, "postgresql://todo@db.invalid:5432/a")
     put_parameter(AUTH_PARAMETER, SECRET_A)
     monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
     monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
     monkeypatch.setenv("SECRETS_MAX_AGE_SECONDS", "1")
     before, engine_before = get_settings(), get_engine()
 
-    put_parameter(DATABASE_PARAMETER, f"sqlite:///{tmp_path}/b.sqlite3")
+    put_parameter(DATABASE_PARAMETER, "postgresql://todo@db.invalid:5432/b")
     put_parameter(AUTH_PARAMETER, SECRET_B)
     assert get_settings() is before  # still cached: no call to AWS per request
     time.sleep(1.1)
     after = get_settings()
 
     assert after.better_auth_secret == SECRET_B
-    assert after.database_url == f"sqlite:///{tmp_path}/b.sqlite3"
+    assert after.database_url == "postgresql+psycopg://todo@db.invalid:5432/b"
     assert get_engine() is not engine_before
-    assert str(get_engine().url) == f"sqlite:///{tmp_path}/b.sqlite3"
+    assert str(get_engine().url) == "postgresql+psycopg://todo@db.invalid:5432/b"
 
 
 def test_settings_unreachable_store_keeps_the_warm_value(

@@ -15,13 +15,11 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-BIGINT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
 
 def upgrade() -> None:
     op.create_table(
         "task",
-        sa.Column("id", BIGINT_ID, sa.Identity(always=False), primary_key=True),
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), primary_key=True),
         sa.Column("user_id", sa.String(length=128), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("description", sa.String(length=1000), nullable=True),
@@ -38,8 +36,6 @@ def upgrade() -> None:
             nullable=False,
             server_default=sa.func.current_timestamp(),
         ),
-        # SQLite would otherwise hand a deleted row's id to the next insert.
-        sqlite_autoincrement=True,
     )
     # "A user's tasks, newest first" (with or without a status filter) is a scan of this index.
     op.create_index("ix_task_user_id_id", "task", ["user_id", "id"])

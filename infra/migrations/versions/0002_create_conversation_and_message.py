@@ -16,9 +16,6 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-BIGINT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
 
 def _timestamp(name: str) -> sa.Column[sa.DateTime]:
     return sa.Column(
@@ -29,12 +26,11 @@ def _timestamp(name: str) -> sa.Column[sa.DateTime]:
 def upgrade() -> None:
     op.create_table(
         "conversation",
-        sa.Column("id", BIGINT_ID, sa.Identity(always=False), primary_key=True),
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), primary_key=True),
         sa.Column("user_id", sa.String(length=128), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         _timestamp("created_at"),
         _timestamp("updated_at"),
-        sqlite_autoincrement=True,
     )
     # "A user's conversations, most recently active first": a backward scan of this index.
     op.create_index(
@@ -42,7 +38,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "message",
-        sa.Column("id", BIGINT_ID, sa.Identity(always=False), primary_key=True),
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), primary_key=True),
         sa.Column(
             "conversation_id",
             sa.BigInteger(),
@@ -52,7 +48,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(length=128), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
-        sa.Column("tool_calls", JSON_DOCUMENT, nullable=True),
+        sa.Column("tool_calls", postgresql.JSONB(), nullable=True),
         sa.Column(
             "reply_to_id",
             sa.BigInteger(),
@@ -64,7 +60,6 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "(role = 'user') = (reply_to_id IS NULL)", name="ck_message_reply_only_for_assistant"
         ),
-        sqlite_autoincrement=True,
     )
     # "The last K messages of a conversation, in turn order": a backward scan of this index,
     # the same cost for 10 messages and for 100,000. A reply sorts right after its question.

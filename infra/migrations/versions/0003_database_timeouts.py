@@ -33,14 +33,10 @@ def _alter_database(setting: str) -> None:
 
 
 def upgrade() -> None:
-    if op.get_context().dialect.name != "postgresql":
-        return
     _alter_database(f"SET statement_timeout = ''{STATEMENT_TIMEOUT}''")
     _alter_database(f"SET idle_in_transaction_session_timeout = ''{IDLE_IN_TRANSACTION_TIMEOUT}''")
 
 
 def downgrade() -> None:
-    if op.get_context().dialect.name != "postgresql":
-        return
     _alter_database("RESET statement_timeout")
     _alter_database("RESET idle_in_transaction_session_timeout")

@@ -16,8 +16,6 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
 
 def upgrade() -> None:
     op.create_table(
@@ -33,9 +31,9 @@ def upgrade() -> None:
         sa.Column("step", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("round", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column("arguments", _JSON, nullable=False),
+        sa.Column("arguments", postgresql.JSONB(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("task", _JSON, nullable=False),
+        sa.Column("task", postgresql.JSONB(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("user_message_id", "step"),
     )

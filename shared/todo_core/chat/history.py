@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import BigInteger, delete, literal_column, select, tuple_
 from sqlmodel import Session, col
 
 from todo_core.chat.models import (
     CONVERSATION_NOT_FOUND,
+    TURN_KEY_SQL,
     Conversation,
     ConversationPage,
     ConversationPublic,
@@ -58,7 +59,7 @@ def list_messages(
     )
     if owned is None:
         raise NotFound(CONVERSATION_NOT_FOUND)
-    turn_key: Any = func.coalesce(col(Message.reply_to_id), col(Message.id))
+    turn_key: Any = literal_column(TURN_KEY_SQL, BigInteger)
     query = select(Message, turn_key.label("turn")).where(
         col(Message.conversation_id) == conversation_id
     )

@@ -23,10 +23,11 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from todo_core.chat.types import Role
-from todo_core.db import BigIntId, JSONDocument, UTCDateTime, utc_now
+from todo_core.db import UTCDateTime, utc_now
 from todo_core.ids import MAX_ID, USER_ID_MAX
 from todo_core.text import NON_BLANK_TEXT_PATTERN, StorableText, Trimmed
 
@@ -42,12 +43,10 @@ class Conversation(SQLModel, table=True):
     # "A user's conversations, most recently active first" is a backward scan of this index.
     __table_args__ = (
         Index("ix_conversation_user_id_updated_at_id", "user_id", "updated_at", "id"),
-        # Ids are never reused, on SQLite too: migration 0002 sets sqlite_autoincrement (see
-        # Task: naming it here would load SQLAlchemy's SQLite dialect at cold start).
     )
 
     id: int | None = Field(
-        default=None, sa_column=Column(BigIntId, Identity(always=False), primary_key=True)
+        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
     )
     user_id: str = Field(max_length=USER_ID_MAX)
     title: str = Field(max_length=TITLE_MAX)
@@ -65,11 +64,10 @@ class Message(SQLModel, table=True):
         CheckConstraint(
             "(role = 'user') = (reply_to_id IS NULL)", name="ck_message_reply_only_for_assistant"
         ),
-        # sqlite_autoincrement: set by migration 0002, as for Conversation.
     )
 
     id: int | None = Field(
-        default=None, sa_column=Column(BigIntId, Identity(always=False), primary_key=True)
+        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
     )
     conversation_id: int = Field(
         sa_column=Column(
@@ -80,7 +78,7 @@ class Message(SQLModel, table=True):
     role: str = Field(max_length=16)
     content: str = Field(sa_column=Column(Text, nullable=False))
     tool_calls: list[dict[str, Any]] | None = Field(
-        default=None, sa_column=Column(JSONDocument, nullable=True)
+        default=None, sa_column=Column(JSONB, nullable=True)
     )
     reply_to_id: int | None = Field(
         default=None,

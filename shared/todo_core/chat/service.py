@@ -7,10 +7,13 @@ instance can serve any turn of any conversation.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlmodel import Session
 
+from todo_core.chat import store
 from todo_core.chat.assistant import create_assistant
 from todo_core.chat.models import (
     CONVERSATION_NOT_FOUND,
@@ -18,13 +21,15 @@ from todo_core.chat.models import (
     ChatRequestBase,
     ChatResponse,
 )
-from todo_core.chat.store import ChatStore, OpenedTurn, chat_store_for
+from todo_core.chat.store import OpenedTurn, TurnAlreadyAnswered
 from todo_core.db import utc_now
 from todo_core.errors import AppError, AssistantFailed, IdempotencyKeyInProgress, NotFound
 from todo_core.idempotency import (
     KeyClaim,
-    KeyNotClaimed,
+    KeyHeld,
+    StoredKey,
     read_key,
+    record_response,
     release_lease,
     request_fingerprint,
     require_same_request,
@@ -71,7 +76,6 @@ def chat_turn(
     first attempt's reply, waits a little for it (then IdempotencyKeyInProgress), or, if that
     attempt failed or vanished, answers the stored message itself.
     """
-    store = chat_store_for(session)
     claim = None
     if idempotency_key is not None:
         claim = KeyClaim.for_request(
@@ -96,24 +100,14 @@ def chat_turn(
             window=settings.chat_history_window,
             claim=claim,
         )
-    except KeyNotClaimed:
+    except KeyHeld:
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
-        return _retry_turn(
-            session,
-            store,
-            claim=claim,
-            conversation_id=conversation_id,
-            message=message,
-            settings=settings,
-        )
-    return _answer(
-        session, store, turn, user_id=user_id, message=message, settings=settings, claim=claim
-    )
+        return _retry_turn(session, claim=claim, message=message, settings=settings)
+    return _answer(session, turn, user_id=user_id, message=message, settings=settings, claim=claim)
 
 
 def _answer(
     session: Session,
-    store: ChatStore,
     turn: OpenedTurn,
     *,
     user_id: str,
@@ -121,7 +115,8 @@ def _answer(
     settings: Settings,
     claim: KeyClaim | None,
 ) -> ChatResponse:
-    """Ask the assistant about the stored question and store its reply."""
+    """Ask the assistant about the stored question and store its reply. If the conversation
+    is deleted meanwhile, the turn is a 404 and so is every retry of its key."""
     assistant = create_assistant(settings.chat_assistant, session=session, user_id=user_id)
     try:
         reply = assistant.reply(turn.history, message, user_id=user_id)
@@ -143,34 +138,53 @@ def _answer(
         }
     )
     try:
-        store.finish_turn(
-            session,
-            user_id=user_id,
-            conversation_id=turn.conversation_id,
-            reply_to_id=turn.user_message_id,
-            content=reply.text,
-            tool_calls=reply.tool_calls,
-            claim=claim,
-            response=response.model_dump(mode="json") if claim is not None else None,
-        )
-    except KeyNotClaimed:
+        with _settled_if_gone(session, claim):
+            store.finish_turn(
+                session,
+                user_id=user_id,
+                conversation_id=turn.conversation_id,
+                reply_to_id=turn.user_message_id,
+                content=reply.text,
+                tool_calls=reply.tool_calls,
+                claim=claim,
+                response=response.model_dump(mode="json") if claim is not None else None,
+            )
+    except TurnAlreadyAnswered:
         assert claim is not None  # noqa: S101
         # An attempt that overtook this one answered first: its response is the one.
         stored = read_key(session, user_id=claim.user_id, key=claim.key, now=utc_now())
         if stored is None or stored.response is None:
             raise IdempotencyKeyInProgress() from None
-        return ChatResponse.model_validate(stored.response)
+        return _replayed(stored)
     return response
 
 
+@contextmanager
+def _settled_if_gone(session: Session, claim: KeyClaim | None) -> Iterator[None]:
+    """A keyed turn whose conversation was deleted under it answers 404, and its key records
+    that 404 so that a retry answers it at once instead of waiting for the lease."""
+    try:
+        yield
+    except NotFound as error:
+        if claim is not None:
+            record_response(
+                session,
+                user_id=claim.user_id,
+                key=claim.key,
+                status_code=NotFound.status_code,
+                response={"detail": error.detail},
+            )
+        raise
+
+
+def _replayed(stored: StoredKey) -> ChatResponse:
+    if stored.status_code == NotFound.status_code:
+        raise NotFound(CONVERSATION_NOT_FOUND)
+    return ChatResponse.model_validate(stored.response)
+
+
 def _retry_turn(
-    session: Session,
-    store: ChatStore,
-    *,
-    claim: KeyClaim,
-    conversation_id: int | None,
-    message: str,
-    settings: Settings,
+    session: Session, *, claim: KeyClaim, message: str, settings: Settings
 ) -> ChatResponse:
     """A turn whose key is already held: replay, wait, or take over the unanswered question.
     Each look at the key is one small SELECT by primary key."""
@@ -179,30 +193,27 @@ def _retry_turn(
         now = utc_now()
         stored = read_key(session, user_id=claim.user_id, key=claim.key, now=now)
         if stored is None:
-            if conversation_id is not None:
-                # The claim failed for want of the conversation, not because of the key.
-                raise NotFound(CONVERSATION_NOT_FOUND)
             raise IdempotencyKeyInProgress()  # held a moment ago, expired since: retry
         require_same_request(stored, claim.request_hash)
         if stored.response is not None:
-            return ChatResponse.model_validate(stored.response)
+            return _replayed(stored)
         if stored.locked_until is not None and stored.locked_until > now:
             if time.monotonic() >= deadline:
                 raise IdempotencyKeyInProgress()
             time.sleep(IN_PROGRESS_POLL_SECONDS)
             continue
-        turn = store.take_over(
-            session,
-            user_id=claim.user_id,
-            key=claim.key,
-            now=now,
-            lease_until=now + timedelta(seconds=TURN_LEASE_SECONDS),
-            window=settings.chat_history_window,
-        )
+        with _settled_if_gone(session, claim):
+            turn = store.take_over(
+                session,
+                user_id=claim.user_id,
+                key=claim.key,
+                now=now,
+                lease_until=now + timedelta(seconds=TURN_LEASE_SECONDS),
+                window=settings.chat_history_window,
+            )
         if turn is not None:
             return _answer(
                 session,
-                store,
                 turn,
                 user_id=claim.user_id,
                 message=message,

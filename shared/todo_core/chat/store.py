@@ -1,38 +1,44 @@
-"""Storage of a chat turn, in as few round trips as the database allows.
+"""Storage of a chat turn: one SQL statement (one round trip) per step, whatever the history.
 
-``open_turn`` checks that the conversation is the user's (or creates it), reads the history window
-and stores the user's message; ``finish_turn`` stores the reply, linked to the question it
-answers, and touches the conversation. On PostgreSQL each is **one statement** (data-modifying
-CTEs), so a turn without tool calls costs two round trips whatever the history length, and both
-are atomic without holding a transaction open. :class:`PortableChatStore` does the same steps as
-separate statements in a transaction, for SQLite (the local default), which has no
-data-modifying CTEs; the tests run both against PostgreSQL and compare them.
+:func:`open_turn` checks that the conversation is the user's (or creates it), claims the turn's
+Idempotency-Key if it has one, stores the user's message and reads the history window before
+it; :func:`finish_turn` stores the reply, linked to the question it answers, and touches the
+conversation; :func:`take_over` lets a retry answer a question whose first attempt died. Each is
+one statement made of data-modifying CTEs, atomic without holding a transaction open.
+
+The history window is written once (:data:`_HISTORY`): the last ``window`` messages of the
+``turn`` CTE's conversation before its question, in turn order (see
+:data:`~todo_core.chat.models.TURN_KEY_SQL`), read backwards through the turn-order index.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import JSON, bindparam, exc, func, insert, select, text, update
+from psycopg import errors as pg_errors
+from sqlalchemy import JSON, bindparam, exc, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from todo_core.chat.models import CONVERSATION_NOT_FOUND, Conversation, Message
+from todo_core.chat.models import CONVERSATION_NOT_FOUND, TURN_KEY_SQL
 from todo_core.chat.types import HistoryMessage, Role
-from todo_core.db import JSONDocument, utc_now
+from todo_core.db import utc_now
 from todo_core.errors import NotFound
 from todo_core.idempotency import (
     PG_CLAIM_INPUT,
     PG_PURGE_CTE,
-    IdempotencyKey,
     KeyClaim,
-    KeyNotClaimed,
-    insert_key,
+    KeyHeld,
+    claim_parameters,
     pg_claim_cte,
-    purge_and_read_key,
 )
+
+
+class TurnAlreadyAnswered(Exception):
+    """Another attempt at this turn (same Idempotency-Key) stored the reply first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,114 +49,103 @@ class OpenedTurn:
     """The last messages before this turn, oldest first (in turn order)."""
 
 
-class ChatStore(Protocol):
-    def open_turn(
-        self,
-        session: Session,
-        *,
-        user_id: str,
-        conversation_id: int | None,
-        content: str,
-        title: str,
-        window: int,
-        claim: KeyClaim | None = None,
-    ) -> OpenedTurn:
-        """Store the user's message and read the window before it. With ``claim``, the
-        Idempotency-Key is claimed in the same step, or KeyNotClaimed is raised and nothing is
-        stored (another request holds the key, or, for a ``conversation_id``, it is not the
-        user's)."""
-        ...
+# The window before the question of the statement's ``turn`` CTE (conversation_id, question_id):
+# the turn-order index serves it as a backward scan, at any conversation length.
+_HISTORY = f"""history AS (
+    SELECT message.id, message.role, message.content, message.tool_calls
+    FROM message, turn
+    WHERE message.conversation_id = turn.conversation_id AND {TURN_KEY_SQL} < turn.question_id
+    ORDER BY {TURN_KEY_SQL} DESC, message.id DESC
+    LIMIT CAST(:window AS integer)
+)"""  # noqa: S608  (a constant expression)
 
-    def finish_turn(
-        self,
-        session: Session,
-        *,
-        user_id: str,
-        conversation_id: int,
-        reply_to_id: int,
-        content: str,
-        tool_calls: list[dict[str, Any]],
-        claim: KeyClaim | None = None,
-        response: dict[str, Any] | None = None,
-    ) -> int:
-        """Store the reply; with ``claim``, record ``response`` on the key in the same step, or
-        raise KeyNotClaimed if the question already has a reply (another attempt answered)."""
-        ...
-
-    def take_over(
-        self,
-        session: Session,
-        *,
-        user_id: str,
-        key: str,
-        now: datetime,
-        lease_until: datetime,
-        window: int,
-    ) -> OpenedTurn | None:
-        """Take an unanswered key whose lease has expired: its stored question and the window
-        before it, or None if another attempt holds or answered it. NotFound if the question
-        was deleted."""
-        ...
-
-
-def _history(rows: list[Row[Any]]) -> list[HistoryMessage]:
-    # Rows arrive newest first; the assistant reads oldest first.
-    return [
-        HistoryMessage(id=r.id, role=Role(r.role), content=r.content, tool_calls=r.tool_calls)
-        for r in reversed(rows)
-    ]
-
+# Every statement that opens a turn answers with these rows, plus its own marker rows.
+_TURN_AND_HISTORY = """
+SELECT 'turn' AS kind, turn.question_id AS id, turn.conversation_id, NULL AS role,
+       NULL AS content, NULL::jsonb AS tool_calls
+FROM turn
+UNION ALL
+SELECT 'history', history.id, NULL, history.role, history.content, history.tool_calls
+FROM history"""
 
 # Each statement names its parameters once, typed, in an ``input`` CTE: a parameter used in two
-# places would otherwise get two conflicting inferred types.
-_PG_NEW_CONVERSATION = text("""
+# places would otherwise get two conflicting inferred types. Ids are drawn from the sequences
+# first, so that the key's claim can record them and the inserts can read from the claim: a key
+# held by another attempt stores nothing. Without a key (NULL) the claim is skipped.
+_OPEN_TURN = text(f"""
 WITH input AS (
-    SELECT CAST(:user_id AS varchar) AS user_id, CAST(:title AS varchar) AS title,
-           CAST(:content AS text) AS content, CAST(:now AS timestamptz) AS now
+    SELECT {PG_CLAIM_INPUT},
+           CAST(:conversation_id AS bigint) AS conversation_id,
+           CAST(:title AS varchar) AS title, CAST(:content AS text) AS content
+),
+candidate AS MATERIALIZED (
+    SELECT ids.conversation_id, nextval(pg_get_serial_sequence('message', 'id')) AS question_id
+    FROM (
+        SELECT c.id AS conversation_id FROM conversation AS c, input
+        WHERE c.id = input.conversation_id AND c.user_id = input.user_id
+        UNION ALL
+        SELECT nextval(pg_get_serial_sequence('conversation', 'id')) FROM input
+        WHERE input.conversation_id IS NULL
+    ) AS ids
+),
+{
+    pg_claim_cte(
+        source="input, candidate",
+        conversation_id="candidate.conversation_id",
+        user_message_id="candidate.question_id",
+        locked_until="input.locked_until",
+        where="input.key IS NOT NULL",
+    )
+},
+turn AS MATERIALIZED (
+    SELECT candidate.* FROM candidate, input
+    WHERE input.key IS NULL OR EXISTS (SELECT FROM claimed)
 ),
 created AS (
-    INSERT INTO conversation (user_id, title, created_at, updated_at)
-    SELECT user_id, title, now, now FROM input
-    RETURNING id
-)
-INSERT INTO message (conversation_id, user_id, role, content, created_at)
-SELECT created.id, input.user_id, 'user', input.content, input.now FROM created, input
-RETURNING id, conversation_id
-""")
-
-_PG_CONTINUE_CONVERSATION = text("""
-WITH input AS (
-    SELECT CAST(:conversation_id AS bigint) AS conversation_id,
-           CAST(:user_id AS varchar) AS user_id, CAST(:content AS text) AS content,
-           CAST(:now AS timestamptz) AS now
-),
-owned AS (
-    SELECT c.id FROM conversation AS c, input
-    WHERE c.id = input.conversation_id AND c.user_id = input.user_id
+    INSERT INTO conversation (id, user_id, title, created_at, updated_at)
+    SELECT turn.conversation_id, input.user_id, input.title, input.now, input.now
+    FROM turn, input WHERE input.conversation_id IS NULL
 ),
 touched AS (
-    UPDATE conversation SET updated_at = input.now FROM input, owned
-    WHERE conversation.id = owned.id
-),
-history AS (
-    SELECT m.id, m.role, m.content, m.tool_calls
-    FROM message AS m
-    WHERE m.conversation_id = CAST(:conversation_id AS bigint) AND EXISTS (SELECT FROM owned)
-    ORDER BY coalesce(m.reply_to_id, m.id) DESC, m.id DESC  -- the turn-order index, backwards
-    LIMIT CAST(:window AS integer)
+    UPDATE conversation SET updated_at = input.now FROM turn, input
+    WHERE conversation.id = turn.conversation_id AND input.conversation_id IS NOT NULL
 ),
 stored AS (
-    INSERT INTO message (conversation_id, user_id, role, content, created_at)
-    SELECT owned.id, input.user_id, 'user', input.content, input.now FROM owned, input
-    RETURNING id
-)
-SELECT TRUE AS is_new, stored.id, NULL AS role, NULL AS content, NULL::jsonb AS tool_calls
-FROM stored
+    INSERT INTO message (id, conversation_id, user_id, role, content, created_at)
+    SELECT turn.question_id, turn.conversation_id, input.user_id, 'user', input.content, input.now
+    FROM turn, input
+),
+{_HISTORY},
+{PG_PURGE_CTE}
+{_TURN_AND_HISTORY}
 UNION ALL
-SELECT FALSE, history.id, history.role, history.content, history.tool_calls FROM history
-""")
+SELECT 'conversation', NULL, candidate.conversation_id, NULL, NULL, NULL FROM candidate
+""")  # noqa: S608  (constant fragments; every value is a bound parameter)
 
-_PG_FINISH_TURN = text("""
+# A retry of an unanswered turn whose lease expired: take the lease (compare-and-set on its
+# expiry), find the stored question, read the window before it.
+_TAKE_OVER = text(f"""
+WITH input AS (
+    SELECT CAST(:user_id AS varchar) AS user_id, CAST(:key AS varchar) AS key,
+           CAST(:now AS timestamptz) AS now, CAST(:lease_until AS timestamptz) AS lease_until
+),
+taken AS (
+    UPDATE idempotency_key AS k SET locked_until = input.lease_until FROM input
+    WHERE k.user_id = input.user_id AND k.key = input.key AND k.expires_at > input.now
+      AND k.response IS NULL AND k.locked_until <= input.now
+    RETURNING k.user_message_id
+),
+turn AS (
+    SELECT m.conversation_id, m.id AS question_id FROM message AS m, taken, input
+    WHERE m.id = taken.user_message_id AND m.user_id = input.user_id AND m.role = 'user'
+),
+{_HISTORY}
+{_TURN_AND_HISTORY}
+UNION ALL
+SELECT 'taken', NULL, NULL, NULL, NULL, NULL FROM taken
+""")  # noqa: S608
+
+_FINISH_TURN = text("""
 WITH input AS (
     SELECT CAST(:conversation_id AS bigint) AS conversation_id,
            CAST(:user_id AS varchar) AS user_id, CAST(:content AS text) AS content,
@@ -178,427 +173,128 @@ answered AS (  -- the turn's Idempotency-Key, if it has one, gets the response
       AND k.user_message_id = input.reply_to_id
 )
 SELECT id FROM stored
-""").bindparams(bindparam("tool_calls", type_=JSONDocument), bindparam("response", type_=JSON))
-
-# Keyed variants: the message's (and a new conversation's) ids are drawn first, so the key's
-# claim can record them and the inserts read from the claim: no claim, nothing stored.
-_PG_CLAIM_NEW_CONVERSATION = pg_claim_cte(
-    source="input, new_ids",
-    conversation_id="new_ids.conversation_id",
-    user_message_id="new_ids.message_id",
-    locked_until="input.locked_until",
-)
-_PG_NEW_CONVERSATION_KEYED = text(f"""
-WITH input AS (
-    SELECT {PG_CLAIM_INPUT},
-           CAST(:title AS varchar) AS title, CAST(:content AS text) AS content
-),
-new_ids AS MATERIALIZED (
-    SELECT nextval(pg_get_serial_sequence('conversation', 'id')) AS conversation_id,
-           nextval(pg_get_serial_sequence('message', 'id')) AS message_id
-),
-{_PG_CLAIM_NEW_CONVERSATION},
-created AS (
-    INSERT INTO conversation (id, user_id, title, created_at, updated_at)
-    SELECT claimed.conversation_id, input.user_id, input.title, input.now, input.now
-    FROM claimed, input
-    RETURNING id
-),
-stored AS (
-    INSERT INTO message (id, conversation_id, user_id, role, content, created_at)
-    SELECT claimed.user_message_id, created.id, input.user_id, 'user', input.content, input.now
-    FROM claimed, created, input
-    RETURNING id, conversation_id
-),
-{PG_PURGE_CTE}
-SELECT id, conversation_id FROM stored
-""")  # noqa: S608  (constant fragments; values are bound parameters)
-
-_PG_CLAIM_CONTINUE = pg_claim_cte(
-    source="input, owned, new_ids",
-    conversation_id="owned.id",
-    user_message_id="new_ids.message_id",
-    locked_until="input.locked_until",
-)
-_PG_CONTINUE_CONVERSATION_KEYED = text(f"""
-WITH input AS (
-    SELECT {PG_CLAIM_INPUT},
-           CAST(:conversation_id AS bigint) AS conversation_id, CAST(:content AS text) AS content
-),
-owned AS (
-    SELECT c.id FROM conversation AS c, input
-    WHERE c.id = input.conversation_id AND c.user_id = input.user_id
-),
-new_ids AS MATERIALIZED (
-    SELECT nextval(pg_get_serial_sequence('message', 'id')) AS message_id
-),
-{_PG_CLAIM_CONTINUE},
-touched AS (
-    UPDATE conversation SET updated_at = input.now FROM input, claimed
-    WHERE conversation.id = claimed.conversation_id
-),
-history AS (
-    SELECT m.id, m.role, m.content, m.tool_calls
-    FROM message AS m
-    WHERE m.conversation_id = CAST(:conversation_id AS bigint) AND EXISTS (SELECT FROM claimed)
-    ORDER BY coalesce(m.reply_to_id, m.id) DESC, m.id DESC  -- the turn-order index, backwards
-    LIMIT CAST(:window AS integer)
-),
-stored AS (
-    INSERT INTO message (id, conversation_id, user_id, role, content, created_at)
-    SELECT claimed.user_message_id, claimed.conversation_id, input.user_id, 'user',
-           input.content, input.now
-    FROM claimed, input
-    RETURNING id
-),
-{PG_PURGE_CTE}
-SELECT TRUE AS is_new, stored.id, NULL AS role, NULL AS content, NULL::jsonb AS tool_calls
-FROM stored
-UNION ALL
-SELECT FALSE, history.id, history.role, history.content, history.tool_calls FROM history
-""")  # noqa: S608
-
-# A retry of an unanswered turn whose lease expired: take the lease (compare-and-set on its
-# expiry), find the stored question, read the window before it; one statement.
-_PG_TAKE_OVER = text("""
-WITH input AS (
-    SELECT CAST(:user_id AS varchar) AS user_id, CAST(:key AS varchar) AS key,
-           CAST(:now AS timestamptz) AS now, CAST(:lease_until AS timestamptz) AS lease_until
-),
-taken AS (
-    UPDATE idempotency_key AS k SET locked_until = input.lease_until FROM input
-    WHERE k.user_id = input.user_id AND k.key = input.key AND k.expires_at > input.now
-      AND k.response IS NULL AND k.locked_until <= input.now
-    RETURNING k.user_message_id
-),
-question AS (
-    SELECT m.id, m.conversation_id FROM message AS m, taken, input
-    WHERE m.id = taken.user_message_id AND m.user_id = input.user_id AND m.role = 'user'
-),
-history AS (
-    SELECT m.id, m.role, m.content, m.tool_calls
-    FROM message AS m, question AS q
-    WHERE m.conversation_id = q.conversation_id AND coalesce(m.reply_to_id, m.id) < q.id
-    ORDER BY coalesce(m.reply_to_id, m.id) DESC, m.id DESC
-    LIMIT CAST(:window AS integer)
-)
-SELECT 'taken' AS kind, NULL::bigint AS id, NULL::bigint AS conversation_id, NULL AS role,
-       NULL AS content, NULL::jsonb AS tool_calls
-FROM taken
-UNION ALL
-SELECT 'question', q.id, q.conversation_id, NULL, NULL, NULL FROM question AS q
-UNION ALL
-SELECT 'history', h.id, NULL, h.role, h.content, h.tool_calls FROM history AS h
-""")
+""").bindparams(bindparam("tool_calls", type_=JSONB), bindparam("response", type_=JSON))
 
 
-class PostgresChatStore:
-    """One statement per step: two round trips for a turn that calls no tools."""
-
-    def open_turn(
-        self,
-        session: Session,
-        *,
-        user_id: str,
-        conversation_id: int | None,
-        content: str,
-        title: str,
-        window: int,
-        claim: KeyClaim | None = None,
-    ) -> OpenedTurn:
-        now = claim.now if claim is not None else utc_now()
-        keyed: dict[str, Any] = claim.sql_parameters() if claim is not None else {}
-        if conversation_id is None:
-            statement = _PG_NEW_CONVERSATION if claim is None else _PG_NEW_CONVERSATION_KEYED
-            row = session.execute(
-                statement,
-                {"user_id": user_id, "title": title, "content": content, "now": now, **keyed},
-            ).one_or_none()
-            session.commit()
-            if row is None:
-                raise KeyNotClaimed()
-            return OpenedTurn(
-                conversation_id=row.conversation_id, user_message_id=row.id, history=[]
-            )
-        rows = session.execute(
-            _PG_CONTINUE_CONVERSATION if claim is None else _PG_CONTINUE_CONVERSATION_KEYED,
-            {
-                "conversation_id": conversation_id,
-                "user_id": user_id,
-                "content": content,
-                "now": now,
-                "window": window,
-                **keyed,
-            },
-        ).all()
-        session.commit()
-        stored = [row for row in rows if row.is_new]
-        if not stored:
-            if claim is not None:
-                raise KeyNotClaimed()
-            raise NotFound(CONVERSATION_NOT_FOUND)
-        history = [row for row in rows if not row.is_new]
-        return OpenedTurn(
-            conversation_id=conversation_id,
-            user_message_id=stored[0].id,
-            history=_history(history),
-        )
-
-    def finish_turn(
-        self,
-        session: Session,
-        *,
-        user_id: str,
-        conversation_id: int,
-        reply_to_id: int,
-        content: str,
-        tool_calls: list[dict[str, Any]],
-        claim: KeyClaim | None = None,
-        response: dict[str, Any] | None = None,
-    ) -> int:
-        try:
-            reply_id = session.execute(
-                _PG_FINISH_TURN,
-                {
-                    "conversation_id": conversation_id,
-                    "user_id": user_id,
-                    "content": content,
-                    "tool_calls": tool_calls,
-                    "reply_to_id": reply_to_id,
-                    "now": utc_now(),
-                    "key": claim.key if claim is not None else None,
-                    "response": response,
-                },
-            ).scalar_one_or_none()
-        except exc.IntegrityError:
-            session.rollback()
-            if claim is None:
-                raise
-            raise KeyNotClaimed() from None  # another attempt stored the reply first
-        session.commit()
-        if reply_id is None:
-            # Deleted while the assistant was working: the question went with it.
-            raise NotFound(CONVERSATION_NOT_FOUND)
-        return int(reply_id)
-
-    def take_over(
-        self,
-        session: Session,
-        *,
-        user_id: str,
-        key: str,
-        now: datetime,
-        lease_until: datetime,
-        window: int,
-    ) -> OpenedTurn | None:
-        rows = session.execute(
-            _PG_TAKE_OVER,
-            {
-                "user_id": user_id,
-                "key": key,
-                "now": now,
-                "lease_until": lease_until,
-                "window": window,
-            },
-        ).all()
-        session.commit()
-        if not any(row.kind == "taken" for row in rows):
-            return None
-        question = [row for row in rows if row.kind == "question"]
-        if not question:
-            raise NotFound(CONVERSATION_NOT_FOUND)
-        return OpenedTurn(
-            conversation_id=question[0].conversation_id,
-            user_message_id=question[0].id,
-            history=_history([row for row in rows if row.kind == "history"]),
-        )
+def _conversation_vanished(error: exc.IntegrityError) -> bool:
+    """The conversation (and its messages) were deleted after the statement's snapshot: the
+    new row's foreign key finds nothing. Nothing of the statement was written."""
+    return isinstance(error.orig, pg_errors.ForeignKeyViolation)
 
 
-def _touch_conversation(
-    session: Session, *, user_id: str, conversation_id: int, now: datetime
-) -> None:
-    """Mark the user's conversation active; NotFound (and nothing kept) if it is not theirs."""
-    touched = session.execute(
-        update(Conversation)
-        .where(col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id)
-        .values(updated_at=now)
-        .returning(col(Conversation.id))
-    ).scalar_one_or_none()
-    if touched is None:
-        session.rollback()
-        raise NotFound(CONVERSATION_NOT_FOUND)
-
-
-def _turn_key() -> Any:
-    return func.coalesce(col(Message.reply_to_id), col(Message.id))
-
-
-class PortableChatStore:
-    """The same steps as separate statements in one transaction (SQLite, or any database)."""
-
-    def open_turn(
-        self,
-        session: Session,
-        *,
-        user_id: str,
-        conversation_id: int | None,
-        content: str,
-        title: str,
-        window: int,
-        claim: KeyClaim | None = None,
-    ) -> OpenedTurn:
-        now = claim.now if claim is not None else utc_now()
-        if claim is not None and purge_and_read_key(session, claim) is not None:
-            session.commit()
-            raise KeyNotClaimed()
-        history_rows: list[Row[Any]] = []
-        if conversation_id is None:
-            conversation_id = session.execute(
-                insert(Conversation)
-                .values(user_id=user_id, title=title, created_at=now, updated_at=now)
-                .returning(col(Conversation.id))
-            ).scalar_one()
-        else:
-            _touch_conversation(session, user_id=user_id, conversation_id=conversation_id, now=now)
-            history_rows = _window(session, conversation_id=conversation_id, window=window)
-        message_id = session.execute(
-            insert(Message)
-            .values(
-                conversation_id=conversation_id,
-                user_id=user_id,
-                role=Role.user.value,
-                content=content,
-                created_at=now,
-            )
-            .returning(col(Message.id))
-        ).scalar_one()
-        try:
-            if claim is not None:
-                insert_key(
-                    session,
-                    claim,
-                    conversation_id=conversation_id,
-                    user_message_id=message_id,
-                    locked_until=claim.locked_until,
-                )
-            session.commit()
-        except exc.IntegrityError:
-            session.rollback()  # the message (and a new conversation) go with it
-            raise KeyNotClaimed() from None
-        return OpenedTurn(
-            conversation_id=conversation_id,
-            user_message_id=message_id,
-            history=_history(history_rows),
-        )
-
-    def finish_turn(
-        self,
-        session: Session,
-        *,
-        user_id: str,
-        conversation_id: int,
-        reply_to_id: int,
-        content: str,
-        tool_calls: list[dict[str, Any]],
-        claim: KeyClaim | None = None,
-        response: dict[str, Any] | None = None,
-    ) -> int:
-        now = utc_now()
-        _touch_conversation(session, user_id=user_id, conversation_id=conversation_id, now=now)
-        try:
-            reply_id = session.execute(
-                insert(Message)
-                .values(
-                    conversation_id=conversation_id,
-                    user_id=user_id,
-                    role=Role.assistant.value,
-                    content=content,
-                    tool_calls=tool_calls,
-                    reply_to_id=reply_to_id,
-                    created_at=now,
-                )
-                .returning(col(Message.id))
-            ).scalar_one()
-        except exc.IntegrityError:
-            session.rollback()
-            if claim is None:
-                raise
-            raise KeyNotClaimed() from None  # another attempt stored the reply first
-        if claim is not None:
-            session.execute(
-                update(IdempotencyKey)
-                .where(
-                    col(IdempotencyKey.user_id) == user_id,
-                    col(IdempotencyKey.key) == claim.key,
-                    col(IdempotencyKey.user_message_id) == reply_to_id,
-                )
-                .values(status_code=200, response=response, locked_until=None)
-            )
-        session.commit()
-        return int(reply_id)
-
-    def take_over(
-        self,
-        session: Session,
-        *,
-        user_id: str,
-        key: str,
-        now: datetime,
-        lease_until: datetime,
-        window: int,
-    ) -> OpenedTurn | None:
-        taken = session.execute(
-            update(IdempotencyKey)
-            .where(
-                col(IdempotencyKey.user_id) == user_id,
-                col(IdempotencyKey.key) == key,
-                col(IdempotencyKey.expires_at) > now,
-                col(IdempotencyKey.response).is_(None),
-                col(IdempotencyKey.locked_until) <= now,
-            )
-            .values(locked_until=lease_until)
-            .returning(col(IdempotencyKey.user_message_id))
-        ).scalar_one_or_none()
-        if taken is None:
-            session.commit()
-            return None
-        question = session.execute(
-            select(col(Message.id), col(Message.conversation_id)).where(
-                col(Message.id) == taken,
-                col(Message.user_id) == user_id,
-                col(Message.role) == Role.user.value,
-            )
-        ).one_or_none()
-        if question is None:
-            session.commit()
-            raise NotFound(CONVERSATION_NOT_FOUND)
-        history_rows = _window(
-            session, conversation_id=question.conversation_id, window=window, before=question.id
-        )
-        session.commit()
-        return OpenedTurn(
-            conversation_id=question.conversation_id,
-            user_message_id=question.id,
-            history=_history(history_rows),
-        )
-
-
-def _window(
-    session: Session, *, conversation_id: int, window: int, before: int | None = None
+def _execute_turn_statement(
+    session: Session, statement: Any, parameters: dict[str, Any]
 ) -> list[Row[Any]]:
-    """The last ``window`` messages (of the turns before ``before``), newest first."""
-    query = select(
-        col(Message.id), col(Message.role), col(Message.content), col(Message.tool_calls)
-    ).where(col(Message.conversation_id) == conversation_id)
-    if before is not None:
-        query = query.where(_turn_key() < before)
-    query = query.order_by(_turn_key().desc(), col(Message.id).desc()).limit(window)
-    return list(session.execute(query).all())
+    try:
+        rows = list(session.execute(statement, parameters).all())
+    except exc.IntegrityError as error:
+        session.rollback()
+        if _conversation_vanished(error):
+            raise NotFound(CONVERSATION_NOT_FOUND) from None
+        raise
+    session.commit()
+    return rows
 
 
-def chat_store_for(session: Session) -> ChatStore:
-    """The fastest store the session's database supports."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        return PostgresChatStore()
-    return PortableChatStore()
+def _opened(rows: list[Row[Any]]) -> OpenedTurn | None:
+    turn = next((row for row in rows if row.kind == "turn"), None)
+    if turn is None:
+        return None
+    # Rows arrive newest first; the assistant reads oldest first.
+    history = [
+        HistoryMessage(id=r.id, role=Role(r.role), content=r.content, tool_calls=r.tool_calls)
+        for r in reversed(rows)
+        if r.kind == "history"
+    ]
+    return OpenedTurn(
+        conversation_id=turn.conversation_id, user_message_id=turn.id, history=history
+    )
+
+
+def open_turn(
+    session: Session,
+    *,
+    user_id: str,
+    conversation_id: int | None,
+    content: str,
+    title: str,
+    window: int,
+    claim: KeyClaim | None = None,
+) -> OpenedTurn:
+    """Store the user's message (in a new conversation titled ``title`` when
+    ``conversation_id`` is None) and read the ``window`` messages before it. With ``claim``,
+    the Idempotency-Key is claimed in the same statement. NotFound if the conversation is not
+    the user's (or was deleted meanwhile); KeyHeld if another attempt holds the key. Either
+    way nothing is stored."""
+    parameters = {
+        **claim_parameters(claim, user_id=user_id, now=utc_now()),
+        "conversation_id": conversation_id,
+        "title": title,
+        "content": content,
+        "window": window,
+    }
+    rows = _execute_turn_statement(session, _OPEN_TURN, parameters)
+    turn = _opened(rows)
+    if turn is not None:
+        return turn
+    if not any(row.kind == "conversation" for row in rows):
+        raise NotFound(CONVERSATION_NOT_FOUND)
+    raise KeyHeld()
+
+
+def take_over(
+    session: Session, *, user_id: str, key: str, now: datetime, lease_until: datetime, window: int
+) -> OpenedTurn | None:
+    """Take an unanswered key whose lease has expired: its stored question and the window
+    before it, or None if another attempt holds or answered it. NotFound if the question was
+    deleted (the key is then taken, until ``lease_until`` or until the caller settles it)."""
+    rows = _execute_turn_statement(
+        session,
+        _TAKE_OVER,
+        {"user_id": user_id, "key": key, "now": now, "lease_until": lease_until, "window": window},
+    )
+    turn = _opened(rows)
+    if turn is not None:
+        return turn
+    if any(row.kind == "taken" for row in rows):
+        raise NotFound(CONVERSATION_NOT_FOUND)
+    return None
+
+
+def finish_turn(
+    session: Session,
+    *,
+    user_id: str,
+    conversation_id: int,
+    reply_to_id: int,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    claim: KeyClaim | None = None,
+    response: dict[str, Any] | None = None,
+) -> int:
+    """Store the reply to ``reply_to_id`` and return its id; with ``claim``, record
+    ``response`` on the key in the same statement. NotFound if the conversation was deleted
+    while the assistant worked; TurnAlreadyAnswered if another attempt stored a reply first."""
+    parameters = {
+        "conversation_id": conversation_id,
+        "user_id": user_id,
+        "content": content,
+        "tool_calls": tool_calls,
+        "reply_to_id": reply_to_id,
+        "now": utc_now(),
+        "key": claim.key if claim is not None else None,
+        "response": response,
+    }
+    try:
+        reply_id = session.execute(_FINISH_TURN, parameters).scalar_one_or_none()
+    except exc.IntegrityError as error:
+        session.rollback()
+        if _conversation_vanished(error):
+            raise NotFound(CONVERSATION_NOT_FOUND) from None
+        if claim is None:
+            raise  # two replies to one question without a key: a bug, not a race to hide
+        raise TurnAlreadyAnswered() from None
+    session.commit()
+    if reply_id is None:
+        raise NotFound(CONVERSATION_NOT_FOUND)  # deleted before the reply: the question too
+    return int(reply_id)

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer, bindparam, text
-from sqlalchemy.engine import Row
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Session, SQLModel
 
-from todo_core.db import JSONDocument, UTCDateTime, utc_now
+from todo_core.db import UTCDateTime, utc_now
 from todo_core.tasks.models import TaskPublic
 
 
@@ -38,9 +38,9 @@ class ChatToolStep(SQLModel, table=True):
     step: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     round: int = Field(default=0)
     name: str = Field(max_length=64)
-    arguments: dict[str, Any] = Field(sa_column=Column(JSONDocument, nullable=False))
+    arguments: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     status: str = Field(max_length=16)
-    task: dict[str, Any] = Field(sa_column=Column(JSONDocument, nullable=False))
+    task: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 
@@ -71,14 +71,22 @@ def task_result_from(status: str, row: dict[str, Any]) -> dict[str, Any]:
     return {"task_id": public["id"], "status": status, "title": public["title"], "task": public}
 
 
-def recorded_step(row: Row[Any]) -> RecordedStep:
-    """A ``chat_tool_step`` row (as the take-over statement reads it) as a replayable call."""
+def recorded_step_from(
+    *,
+    step: int,
+    round_: int,
+    name: str,
+    status: str,
+    arguments: dict[str, Any],
+    task: dict[str, Any],
+) -> RecordedStep:
+    """A ``chat_tool_step`` row as a replayable call (its result rebuilt from the task's row)."""
     return RecordedStep(
-        step=int(row.step),
-        round=int(row.round),
-        name=str(row.name),
-        arguments=dict(row.arguments),
-        result=task_result_from(str(row.status), dict(row.task)),
+        step=int(step),
+        round=int(round_),
+        name=str(name),
+        arguments=dict(arguments),
+        result=task_result_from(str(status), dict(task)),
     )
 
 
@@ -136,7 +144,7 @@ WITH effect AS (
 
 
 _STATEMENTS = {
-    name: text(sql).bindparams(bindparam("arguments", type_=JSONDocument))
+    name: text(sql).bindparams(bindparam("arguments", type_=JSONB))
     for name, sql in {
         "add": _ADD,
         "set_completed": _SET_COMPLETED,
@@ -201,4 +209,13 @@ def read_step(session: Session, *, user_message_id: int, step: int) -> RecordedS
         {"user_message_id": user_message_id, "step": step},
     ).one_or_none()
     session.commit()
-    return recorded_step(row) if row is not None else None
+    if row is None:
+        return None
+    return recorded_step_from(
+        step=row.step,
+        round_=row.round,
+        name=row.name,
+        status=row.status,
+        arguments=row.arguments,
+        task=row.task,
+    )

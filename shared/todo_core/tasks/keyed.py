@@ -4,7 +4,7 @@ its SQL (the other task functions never do)."""
 
 from __future__ import annotations
 
-from sqlalchemy import exc, insert, text
+from sqlalchemy import text
 from sqlmodel import Session
 
 from todo_core.db import utc_now
@@ -15,14 +15,12 @@ from todo_core.idempotency import (
     KeyClaim,
     KeyedResponse,
     StoredKey,
-    insert_key,
     pg_claim_cte,
-    purge_and_read_key,
     read_key,
     request_fingerprint,
     require_same_request,
 )
-from todo_core.tasks.models import Task, TaskCreate, TaskPublic
+from todo_core.tasks.models import TaskCreate
 
 CREATE_TASK_ROUTE = "/api/{user_id}/tasks"
 CREATED = 201
@@ -79,14 +77,6 @@ def create_task_once(
         now=utc_now(),
         ttl_seconds=ttl_seconds,
     )
-    if session.get_bind().dialect.name == "postgresql":
-        return _create_task_once_postgres(session, claim, data)
-    return _create_task_once_portable(session, claim, data)
-
-
-def _create_task_once_postgres(
-    session: Session, claim: KeyClaim, data: TaskCreate
-) -> KeyedResponse:
     row = session.execute(
         _PG_CREATE_TASK_ONCE,
         {**claim.sql_parameters(), "title": data.title, "description": data.description},
@@ -106,36 +96,6 @@ def _create_task_once_postgres(
     else:
         # A concurrent request claimed the key after this statement's snapshot was taken.
         stored = read_key(session, user_id=claim.user_id, key=claim.key, now=claim.now)
-    return _replay(stored, claim)
-
-
-def _create_task_once_portable(
-    session: Session, claim: KeyClaim, data: TaskCreate
-) -> KeyedResponse:
-    stored = purge_and_read_key(session, claim)
-    if stored is None:
-        task = session.scalars(
-            insert(Task)
-            .values(
-                user_id=claim.user_id,
-                title=data.title,
-                description=data.description,
-                completed=False,
-                created_at=claim.now,
-                updated_at=claim.now,
-            )
-            .returning(Task)
-        ).one()
-        body = TaskPublic.model_validate(task).model_dump(mode="json")
-        try:
-            insert_key(session, claim, status_code=CREATED, response=body)
-            session.commit()
-        except exc.IntegrityError:
-            session.rollback()  # the task goes with it
-        else:
-            return KeyedResponse(status_code=CREATED, body=body, replayed=False)
-        stored = read_key(session, user_id=claim.user_id, key=claim.key, now=claim.now)
-    session.commit()
     return _replay(stored, claim)
 
 

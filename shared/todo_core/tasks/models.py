@@ -8,10 +8,10 @@ from typing import Annotated
 
 from pydantic import ConfigDict, StrictBool, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
-from sqlalchemy import Column, Identity, Index
+from sqlalchemy import BigInteger, Column, Identity, Index
 from sqlmodel import Field, SQLModel
 
-from todo_core.db import BigIntId, UTCDateTime, utc_now
+from todo_core.db import UTCDateTime, utc_now
 from todo_core.ids import USER_ID_MAX
 from todo_core.text import SingleLine, SingleLineSchema, StorableText, TextSchema, Trimmed
 
@@ -46,15 +46,10 @@ class TaskBase(SQLModel):
 class Task(TaskBase, table=True):
     __tablename__ = "task"
     # Serves "a user's tasks, newest first", with or without a status filter.
-    __table_args__ = (
-        Index("ix_task_user_id_id", "user_id", "id"),
-        # Ids are never reused, on SQLite too: migration 0001 creates the table with
-        # sqlite_autoincrement. Not named here, where it would load SQLAlchemy's SQLite dialect
-        # at every function's cold start.
-    )
+    __table_args__ = (Index("ix_task_user_id_id", "user_id", "id"),)
 
     id: int | None = Field(
-        default=None, sa_column=Column(BigIntId, Identity(always=False), primary_key=True)
+        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
     )
     user_id: str = Field(max_length=USER_ID_MAX)
     completed: bool = Field(default=False)

@@ -1,4 +1,4 @@
-"""The chat store on PostgreSQL: both implementations agree, history is in turn order, and the
+"""The chat store: history is in turn order, another user's conversation is not found, and the
 window is read by an index scan whatever the conversation's length."""
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import psycopg
 import pytest
 from sqlmodel import Session
 
-from todo_core.chat.store import ChatStore, PortableChatStore, PostgresChatStore
+from todo_core.chat import store
 from todo_core.db import get_engine
 from todo_core.errors import NotFound
-
-STORES = [PostgresChatStore(), PortableChatStore()]
 
 
 @pytest.fixture
@@ -24,10 +22,7 @@ def session(api: object) -> Iterator[Session]:
         yield session
 
 
-@pytest.mark.parametrize("store", STORES, ids=lambda s: type(s).__name__)
-def test_store_interleaved_turns_read_back_in_turn_order(
-    session: Session, store: ChatStore, alice: str
-) -> None:
+def test_store_interleaved_turns_read_back_in_turn_order(session: Session, alice: str) -> None:
     first = store.open_turn(
         session, user_id=alice, conversation_id=None, content="q1", title="t", window=20
     )
@@ -64,9 +59,8 @@ def test_store_interleaved_turns_read_back_in_turn_order(
     assert [m.content for m in window.history] == ["q2", "a2", "q3"]
 
 
-@pytest.mark.parametrize("store", STORES, ids=lambda s: type(s).__name__)
 def test_store_foreign_conversation_is_not_found_and_untouched(
-    session: Session, store: ChatStore, alice: str, bob: str, direct_url: str
+    session: Session, alice: str, bob: str, direct_url: str
 ) -> None:
     turn = store.open_turn(
         session, user_id=alice, conversation_id=None, content="mine", title="t", window=5
@@ -95,7 +89,6 @@ def test_store_foreign_conversation_is_not_found_and_untouched(
 
 
 def test_store_refuses_a_second_reply_to_one_question(session: Session, alice: str) -> None:
-    store = PostgresChatStore()
     turn = store.open_turn(
         session, user_id=alice, conversation_id=None, content="q", title="t", window=5
     )
@@ -132,7 +125,6 @@ def _node_types(plan: dict[str, Any]) -> list[str]:
 def test_store_history_window_is_a_backward_index_scan_at_any_length(
     session: Session, alice: str, direct_url: str
 ) -> None:
-    store = PostgresChatStore()
     small = store.open_turn(
         session, user_id=alice, conversation_id=None, content="q", title="t", window=5
     ).conversation_id
