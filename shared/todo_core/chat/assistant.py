@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlmodel import Session
-
 from todo_core.chat.tools import TaskTools
 from todo_core.chat.types import Assistant
 from todo_core.errors import ConfigurationError
@@ -38,11 +36,11 @@ ASSISTANTS: dict[str, AssistantFactory] = {"builtin": _builtin, "openai": _opena
 """Assistant factories by ``CHAT_ASSISTANT`` name."""
 
 
-def create_assistant(name: str, *, session: Session, user_id: str) -> Assistant:
-    """The assistant named ``name``, with the user's task tools bound to ``session``."""
+def create_assistant(name: str, *, tools: TaskTools) -> Assistant:
+    """The assistant named ``name``, acting through ``tools`` (the user's, bound to the turn)."""
     try:
         factory = ASSISTANTS[name]
     except KeyError:
         known = ", ".join(sorted(ASSISTANTS))
         raise ConfigurationError(f"CHAT_ASSISTANT={name!r} is not one of: {known}") from None
-    return factory(TaskTools(session=session, user_id=user_id))
+    return factory(tools)

@@ -22,6 +22,7 @@ from todo_core.chat.models import (
     ChatResponse,
 )
 from todo_core.chat.store import OpenedTurn, TurnAlreadyAnswered
+from todo_core.chat.tools import TaskTools
 from todo_core.db import utc_now
 from todo_core.errors import AppError, AssistantFailed, IdempotencyKeyInProgress, NotFound
 from todo_core.idempotency import (
@@ -117,7 +118,15 @@ def _answer(
 ) -> ChatResponse:
     """Ask the assistant about the stored question and store its reply. If the conversation
     is deleted meanwhile, the turn is a 404 and so is every retry of its key."""
-    assistant = create_assistant(settings.chat_assistant, session=session, user_id=user_id)
+    # Bound to the question: each task write commits with its record, and a retry of this turn
+    # replays what an earlier attempt recorded instead of writing again.
+    tools = TaskTools(
+        session=session,
+        user_id=user_id,
+        user_message_id=turn.user_message_id,
+        recorded={step.step: step for step in turn.recorded_steps},
+    )
+    assistant = create_assistant(settings.chat_assistant, tools=tools)
     try:
         reply = assistant.reply(turn.history, message, user_id=user_id)
     except Exception as error:

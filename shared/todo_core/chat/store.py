@@ -13,7 +13,7 @@ The history window is written once (:data:`_HISTORY`): the last ``window`` messa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from todo_core.chat.models import CONVERSATION_NOT_FOUND, TURN_KEY_SQL
+from todo_core.chat.tool_steps import RecordedStep, recorded_step_from
 from todo_core.chat.types import HistoryMessage, Role
 from todo_core.db import utc_now
 from todo_core.errors import NotFound
@@ -47,6 +48,8 @@ class OpenedTurn:
     user_message_id: int
     history: list[HistoryMessage]
     """The last messages before this turn, oldest first (in turn order)."""
+    recorded_steps: list[RecordedStep] = field(default_factory=list)
+    """The task writes an earlier attempt at this turn made (a taken-over turn), in order."""
 
 
 # The window before the question of the statement's ``turn`` CTE (conversation_id, question_id):
@@ -139,10 +142,18 @@ turn AS (
     SELECT m.conversation_id, m.id AS question_id FROM message AS m, taken, input
     WHERE m.id = taken.user_message_id AND m.user_id = input.user_id AND m.role = 'user'
 ),
+steps AS (  -- what earlier attempts' tool calls did: replayed, never run again
+    SELECT s.step, s.round, s.name, s.status, s.arguments, s.task
+    FROM chat_tool_step AS s, turn WHERE s.user_message_id = turn.question_id
+),
 {_HISTORY}
 {_TURN_AND_HISTORY}
 UNION ALL
 SELECT 'taken', NULL, NULL, NULL, NULL, NULL FROM taken
+UNION ALL  -- a step's columns in the union's: step, round, name, status, {{arguments, task}}
+SELECT 'step', steps.step, steps.round, steps.name, steps.status,
+       jsonb_build_object('arguments', steps.arguments, 'task', steps.task)
+FROM steps
 """)  # noqa: S608
 
 _FINISH_TURN = text("""
@@ -206,8 +217,26 @@ def _opened(rows: list[Row[Any]]) -> OpenedTurn | None:
         for r in reversed(rows)
         if r.kind == "history"
     ]
+    steps = sorted(
+        (
+            recorded_step_from(
+                step=r.id,
+                round_=r.conversation_id,
+                name=r.role,
+                status=r.content,
+                arguments=r.tool_calls["arguments"],
+                task=r.tool_calls["task"],
+            )
+            for r in rows
+            if r.kind == "step"
+        ),
+        key=lambda step: step.step,
+    )
     return OpenedTurn(
-        conversation_id=turn.conversation_id, user_message_id=turn.id, history=history
+        conversation_id=turn.conversation_id,
+        user_message_id=turn.id,
+        history=history,
+        recorded_steps=steps,
     )
 
 

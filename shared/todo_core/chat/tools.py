@@ -58,12 +58,6 @@ def tool_error(kind: str, message: str, **extra: Any) -> ToolResult:
     return {"error": kind, "message": message, **extra}
 
 
-def task_result(status: str, task: Task) -> ToolResult:
-    """What a write tool answers: the task's id, what happened, its title, and the task."""
-    public = task_json(task)
-    return {"task_id": public["id"], "status": status, "title": public["title"], "task": public}
-
-
 def _json_integer(value: Any) -> Any:
     # A model may send 3, 3.0 or "3"; a boolean or "three" is refused.
     if isinstance(value, bool):
@@ -208,9 +202,6 @@ class TaskTools:
         self.next_step += 1
         return step
 
-    def _durable(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
-
     def _write(
         self,
         name: str,
@@ -220,15 +211,12 @@ class TaskTools:
         status: str,
         values: dict[str, Any],
         task_id: int | None = None,
-    ) -> ToolResult | None:
-        """Run a write with its record (or replay its record); None where there is no durable
-        path (SQLite), so the caller uses the task service."""
+    ) -> ToolResult:
+        """Run a write with its record, or replay the record of an earlier attempt's call."""
         step = self._take_step()
         replayed = self.recorded.get(step)
         if replayed is not None and replayed.name == name:
             return self._record(replayed.name, replayed.arguments, replayed.result)
-        if not self._durable():
-            return None
         key = StepKey(user_message_id=self.user_message_id, step=step, round=self.round)
         try:
             row = run_recorded(
@@ -264,17 +252,13 @@ class TaskTools:
         except ValidationError as error:
             self._take_step()
             return self._record("add_task", arguments, tool_error("invalid", _first_message(error)))
-        written = self._write(
+        return self._write(
             "add_task",
             arguments,
             statement="add",
             status="created",
             values={"title": data.title, "description": data.description},
         )
-        if written is not None:
-            return written
-        task = service.create_task(self.session, user_id=self.user_id, data=data)
-        return self._record("add_task", arguments, task_result("created", task))
 
     def list_tasks(self, *, status: TaskStatus = TaskStatus.all) -> ToolResult:
         self._take_step()  # a read: run again by a retry, never recorded
@@ -292,27 +276,17 @@ class TaskTools:
         return self._set_completed("reopen_task", task_id, completed=False)
 
     def _set_completed(self, name: str, task_id: int, *, completed: bool) -> ToolResult:
-        status = "completed" if completed else "reopened"
-        written = self._write(
+        return self._write(
             name,
             {"task_id": task_id},
             statement="set_completed",
-            status=status,
+            status="completed" if completed else "reopened",
             values={"task_id": task_id, "completed": completed},
             task_id=task_id,
         )
-        if written is not None:
-            return written
-        try:
-            task = service.set_task_completed(
-                self.session, user_id=self.user_id, task_id=task_id, completed=completed
-            )
-        except NotFound:
-            return self._record(name, {"task_id": task_id}, _no_task(task_id))
-        return self._record(name, {"task_id": task_id}, task_result(status, task))
 
     def delete_task(self, *, task_id: int) -> ToolResult:
-        written = self._write(
+        return self._write(
             "delete_task",
             {"task_id": task_id},
             statement="delete",
@@ -320,13 +294,6 @@ class TaskTools:
             values={"task_id": task_id},
             task_id=task_id,
         )
-        if written is not None:
-            return written
-        try:
-            task = service.delete_task(self.session, user_id=self.user_id, task_id=task_id)
-        except NotFound:
-            return self._record("delete_task", {"task_id": task_id}, _no_task(task_id))
-        return self._record("delete_task", {"task_id": task_id}, task_result("deleted", task))
 
     def update_task(
         self, *, task_id: int, title: str | None = None, description: str | None = None
@@ -350,7 +317,7 @@ class TaskTools:
                 "update_task", arguments, tool_error("invalid", _first_message(error))
             )
         valid = data.model_dump(exclude_unset=True)
-        written = self._write(
+        return self._write(
             "update_task",
             arguments,
             statement="update:" + ",".join(f for f in ("title", "description") if f in valid),
@@ -358,15 +325,6 @@ class TaskTools:
             values={"task_id": task_id, **valid},
             task_id=task_id,
         )
-        if written is not None:
-            return written
-        try:
-            task = service.update_task(
-                self.session, user_id=self.user_id, task_id=task_id, data=data
-            )
-        except NotFound:
-            return self._record("update_task", arguments, _no_task(task_id))
-        return self._record("update_task", arguments, task_result("updated", task))
 
     # --- a model's call ------------------------------------------------------------------
 
