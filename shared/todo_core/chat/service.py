@@ -100,6 +100,8 @@ def chat_turn(
             title=title_from_message(message),
             window=settings.chat_history_window,
             claim=claim,
+            turn_limit=settings.chat_turns_per_window,
+            rate_window_seconds=settings.chat_rate_window_seconds,
         )
     except KeyHeld:
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
