@@ -224,29 +224,41 @@ def test_chat_openai_history_keeps_each_tool_call_with_its_result(
                 assert message["tool_call_id"] in ids
 
 
-def test_chat_openai_sdk_is_not_loaded_by_any_function_at_import(
+def test_chat_openai_sdk_is_loaded_by_the_chat_function_only(
     app_environment: dict[str, str],
 ) -> None:
-    # Configured for the model, every function (the chat one too) cold-starts without the SDK:
-    # the chat function loads it at its first turn, the others never.
+    # Configured for a model, the chat function imports the SDK at init (not in its first
+    # turn); no other function ever does. Configured for the built-in assistant, none does.
     script = (
         "import importlib.util, pathlib, sys\n"
-        "for path in sorted(pathlib.Path('functions').glob('*/app.py')):\n"
+        "def load(path):\n"
         "    spec = importlib.util.spec_from_file_location(path.parent.name, path)\n"
         "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'openai'))\n"
+        "def sdk():\n"
+        "    return any(m.split('.')[0] == 'openai' for m in sys.modules)\n"
+        "paths = sorted(pathlib.Path('functions').glob('*/app.py'))\n"
+        "for path in paths:\n"
+        "    if path.parent.name != 'chat':\n"
+        "        load(path)\n"
+        "print(sdk())\n"
+        "load(pathlib.Path('functions/chat/app.py'))\n"
+        "print(sdk())\n"
     )
-    environment = {
-        **os.environ,
-        **_model_environment("http://127.0.0.1:9/v1"),
-        "PYTHONPATH": str(ROOT / "shared"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=environment,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.strip() == "[]"
+    outputs = {}
+    for assistant in ("openai", "builtin"):
+        environment = {
+            **os.environ,
+            **_model_environment("http://127.0.0.1:9/v1"),
+            "CHAT_ASSISTANT": assistant,
+            "PYTHONPATH": str(ROOT / "shared"),
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env=environment,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs[assistant] = result.stdout.split()
+    assert outputs == {"openai": ["False", "True"], "builtin": ["False", "False"]}
