@@ -214,14 +214,19 @@ def test_chat_openai_history_keeps_each_tool_call_with_its_result(
     conversation = chat(alice, "add one").json()["conversation_id"]
     for message in ("add two", "list my tasks", "hello"):
         assert chat(alice, message, conversation).status == 200
+    past_results = 0
     for request in model.requests:
         messages = request.messages
+        answered = {m["tool_call_id"] for m in messages if m["role"] == "tool"}
         for index, message in enumerate(messages):
             if message["role"] == "tool":
-                # Every tool result follows the assistant message that asked for it.
+                # Every tool result follows the assistant message that asked for it...
                 asked = [m for m in messages[:index] if m.get("tool_calls")]
-                ids = {c["id"] for m in asked for c in m["tool_calls"]}
-                assert message["tool_call_id"] in ids
+                assert message["tool_call_id"] in {c["id"] for m in asked for c in m["tool_calls"]}
+            for call in message.get("tool_calls") or []:
+                assert call["id"] in answered  # ...and every call has its result.
+        past_results = max(past_results, len(answered))
+    assert past_results >= 2  # the later turns did see the earlier turns' calls
 
 
 def test_chat_openai_sdk_is_loaded_by_the_chat_function_only(
