@@ -183,6 +183,27 @@ def test_chat_openai_failure_answers_as_documented_and_a_retry_completes(
     assert FAKE_KEY not in caplog.text
 
 
+def test_chat_openai_wrong_key_is_502_and_counted(
+    fake: FakeOpenAI,
+    app_environment: dict[str, str],
+    chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.reset()
+    with functions_environment({**_model_environment(fake.base_url), "OPENAI_API_KEY": "sk-wrong"}):
+        failed = chat(alice, SECRET_MESSAGE, key=KEY)
+    assert failed.status == 502  # the provider's own 401 for a wrong key
+    assert _messages(direct_url) == [("user", SECRET_MESSAGE, None)]
+    output = capsys.readouterr().out + caplog.text
+    assert '"AssistantErrors":[1.0]' in output  # the metric counts a model's failure
+    assert "sk-wrong" not in output
+    assert "confidential" not in output
+    fake.reset()
+
+
 def test_chat_openai_refused_connection_is_503(
     app_environment: dict[str, str], chat: Callable[..., Response], alice: str, direct_url: str
 ) -> None:

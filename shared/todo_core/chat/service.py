@@ -24,7 +24,14 @@ from todo_core.chat.models import (
 from todo_core.chat.store import OpenedTurn, TurnAlreadyAnswered
 from todo_core.chat.tools import TaskTools
 from todo_core.db import utc_now
-from todo_core.errors import AppError, AssistantFailed, IdempotencyKeyInProgress, NotFound
+from todo_core.errors import (
+    AppError,
+    AssistantFailed,
+    AssistantTimedOut,
+    AssistantUnavailable,
+    IdempotencyKeyInProgress,
+    NotFound,
+)
 from todo_core.idempotency import (
     KeyClaim,
     KeyHeld,
@@ -135,6 +142,8 @@ def _answer(
         session.rollback()
         if claim is not None:
             release_lease(session, user_id=claim.user_id, key=claim.key, now=utc_now())
+        if isinstance(error, AssistantFailed | AssistantUnavailable | AssistantTimedOut):
+            count(ASSISTANT_ERRORS)  # a model's failure, already logged by its type
         if isinstance(error, AppError):
             raise
         # Log the failure's type only: its message could quote the user's words.
