@@ -8,10 +8,12 @@ it as the system user ``pgserver`` (PostgreSQL refuses to run as root), which it
 
 Several processes may use one data directory at once (two ``make run``, a ``make run`` and
 ``make pytest-embedded``): the first one starts the server, the others join it, and the last
-one to leave stops it. pgserver keeps that count, under a machine-wide file lock, in
-``<pgdata>/.handle_pids.json``; a process killed without cleaning up (SIGKILL) leaves its pid
-there, which :func:`embedded_postgres` drops before joining, so the server is still stopped by
-whoever leaves last.
+one to leave stops it. pgserver keeps that count in ``<pgdata>/.handle_pids.json``; starting,
+joining and leaving all happen under an exclusive ``flock`` on ``.<pgdata name>.lock`` beside
+the data directory (pgserver's own lock did not keep two processes starting at once apart: one
+read the other's half-initialized directory). A process killed without cleaning up (SIGKILL)
+leaves its pid in the list, which :func:`embedded_postgres` drops before joining, so the server
+is still stopped by whoever leaves last.
 
 ``python -m devserver.local_postgres [--pgdata DIR] -- COMMAND...`` runs COMMAND with
 ``TEST_PG_ADMIN_URL`` pointing at the embedded server (``make pytest-embedded``).
@@ -20,6 +22,7 @@ whoever leaves last.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
@@ -96,8 +99,23 @@ def _is_alive(pid: int) -> bool:
     return True
 
 
+@contextmanager
+def _exclusive(pgdata: Path) -> Iterator[None]:
+    """Hold the data directory's start/stop lock (released by the kernel if the process dies)."""
+    with pgdata.with_name(f".{pgdata.name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _create_database(admin_url: str, database: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as admin:
+        # initdb takes the machine's time zone; production (Neon) and the test server run in
+        # UTC, and timestamps built in SQL (a replayed task's JSON) are written in it.
+        admin.execute("ALTER SYSTEM SET timezone = 'UTC'")
+        admin.execute("SELECT pg_reload_conf()")
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         if exists.fetchone() is None:
             # Another process may create it between the two statements.
@@ -114,20 +132,24 @@ def embedded_postgres(pgdata: Path | None = None, database: str = DATABASE) -> I
     pgserver = _import_pgserver()
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        if pgdata.exists():
-            _forget_dead_handles(pgserver, pgdata)
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    except (OSError, subprocess.SubprocessError, AssertionError) as error:
+        with _exclusive(pgdata):
+            if pgdata.exists():
+                _forget_dead_handles(pgserver, pgdata)
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            admin_url = server.get_uri("postgres")
+            _create_database(admin_url, database)
+    except (OSError, subprocess.SubprocessError, AssertionError, psycopg.Error) as error:
         log = pgdata / "log"
         raise EmbeddedPostgresError(
             f"the embedded PostgreSQL did not start ({type(error).__name__}: {error}); its log"
             f" is {log}. Set DATABASE_URL to use another PostgreSQL server, or delete"
             f" {pgdata} to start afresh (its data goes with it)."
         ) from error
-    with server:
-        admin_url = server.get_uri("postgres")
-        _create_database(admin_url, database)
+    try:
         yield database_url(admin_url, database)
+    finally:
+        with _exclusive(pgdata):
+            server.cleanup()  # leaves; stops the server if no other process uses it
 
 
 def main() -> None:

@@ -183,3 +183,28 @@ def test_chat_turns_racing_a_delete_across_instances_never_fail(
             assert _messages_of(direct_url, conversation) == 0
     assert _unanswered_keys(direct_url) == 0
     assert set(statuses) <= {200, 404}, statuses
+
+
+def test_chat_keyed_retry_after_the_conversation_is_deleted_replays_its_answer(
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+    send_chat: Callable[..., Response],
+) -> None:
+    """The key answers first: a retry of an answered turn replays it even though its
+    conversation is gone since, and the key with another body is still a 422."""
+    token = token_for(alice)
+    conversation = send_chat(alice, "hello").json()["conversation_id"]
+    first = _turn(api, alice, token, conversation, "answered-then-deleted")
+    assert first.status == 200
+    deleted = api.delete(f"/api/{alice}/conversations/{conversation}", token=token)
+    assert deleted.status == 204
+    retry = _turn(api, alice, token, conversation, "answered-then-deleted")
+    assert (retry.status, retry.body) == (200, first.body)
+    other = api.post(
+        f"/api/{alice}/chat",
+        token=token,
+        json_body={"message": "something else", "conversation_id": conversation},
+        headers={"Idempotency-Key": "answered-then-deleted"},
+    )
+    assert other.status == 422

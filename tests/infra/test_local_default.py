@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devserver.local_defaults import LOCAL_DEV_SECRET
@@ -67,13 +68,46 @@ def test_local_default_serves_on_embedded_postgres_and_stops_it(tmp_path: Path) 
     assert not (pgdata / "postmaster.pid").exists()
 
 
-def test_local_default_restarts_on_its_data(tmp_path: Path) -> None:
+def test_local_default_restarts_on_its_data_and_answers_in_utc(tmp_path: Path) -> None:
     pgdata = tmp_path / "pgdata"
-    env = {"DATABASE_URL": "", "BETTER_AUTH_SECRET": "", "LOCAL_PGDATA": str(pgdata)}
+    # initdb takes the machine's time zone; the API's timestamps stay in UTC whatever it is.
+    env = {
+        "DATABASE_URL": "",
+        "BETTER_AUTH_SECRET": "",
+        "LOCAL_PGDATA": str(pgdata),
+        "TZ": "Europe/Paris",
+    }
     token = mint_token("bob", secret=LOCAL_DEV_SECRET)
     with running_server(env, tmp_path / "run") as base:
         status, _, task = call("POST", f"{base}/api/bob/tasks", token=token, body={"title": "Kept"})
         assert status == 201
+        assert task["created_at"].endswith("Z"), task  # type: ignore[index]
+        replay = post_raw(f"{base}/api/bob/tasks", token=token, key="k", body={"title": "Once"})
+        assert replay[0] == 201
+        assert b"+01:00" not in replay[1], replay
     with running_server(env, tmp_path / "run") as base:
         status, _, tasks = call("GET", f"{base}/api/bob/tasks", token=token)
-    assert (status, tasks) == (200, [task])
+    assert (status, [t["title"] for t in tasks]) == (200, ["Once", "Kept"])  # type: ignore[union-attr]
+    assert task in tasks  # type: ignore[operator]
+
+
+def test_local_default_two_first_runs_at_once_share_one_server_and_schema(tmp_path: Path) -> None:
+    """Two `make run` started together on a new data directory: one initdb, one server, the
+    migrations applied once (the second waits for the first's advisory lock)."""
+    pgdata = tmp_path / "pgdata"
+    env = {"DATABASE_URL": "", "BETTER_AUTH_SECRET": "", "LOCAL_PGDATA": str(pgdata)}
+    token = mint_token("carol", secret=LOCAL_DEV_SECRET)
+    servers = [running_server(env, tmp_path / name) for name in ("a", "b")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        bases = list(pool.map(lambda server: server.__enter__(), servers))
+    try:
+        for n, base in enumerate(bases):
+            body = {"title": f"from {n}"}
+            assert call("POST", f"{base}/api/carol/tasks", token=token, body=body)[0] == 201
+        status, _, tasks = call("GET", f"{bases[0]}/api/carol/tasks", token=token)
+        assert (status, len(tasks)) == (200, 2)  # type: ignore[arg-type]
+        postgres = _postmaster_pid(pgdata)
+    finally:
+        for server in reversed(servers):
+            server.__exit__(None, None, None)
+    assert _wait_until_stopped(postgres)

@@ -113,6 +113,14 @@ def chat_turn(
     except KeyHeld:
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
         return _retry_turn(session, claim=claim, message=message, settings=settings)
+    except NotFound:
+        # A retry whose conversation has gone since still replays what its key recorded
+        # (or is refused for another body): the key answers first, as for any retry.
+        if claim is None:
+            raise
+        if read_key(session, user_id=user_id, key=claim.key, now=claim.now) is None:
+            raise
+        return _retry_turn(session, claim=claim, message=message, settings=settings)
     return _answer(session, turn, user_id=user_id, message=message, settings=settings, claim=claim)
 
 

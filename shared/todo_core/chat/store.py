@@ -53,13 +53,14 @@ class OpenedTurn:
     """The task writes an earlier attempt at this turn made (a taken-over turn), in order."""
 
 
-# The window before the question of the statement's ``turn`` CTE (conversation_id, question_id):
-# the turn-order index serves it as a backward scan, at any conversation length.
+# The window before the question of the statement's ``turn`` CTE (at most one row: its
+# conversation_id, question_id). Scalar subqueries, not a join, so that the planner knows the
+# conversation when it plans the scan: a backward scan of the turn-order index, at any length.
 _HISTORY = f"""history AS (
-    SELECT message.id, message.role, message.content, message.tool_calls
-    FROM message, turn
-    WHERE message.conversation_id = turn.conversation_id AND {TURN_KEY_SQL} < turn.question_id
-    ORDER BY {TURN_KEY_SQL} DESC, message.id DESC
+    SELECT id, role, content, tool_calls FROM message
+    WHERE conversation_id = (SELECT conversation_id FROM turn)
+      AND {TURN_KEY_SQL} < (SELECT question_id FROM turn)
+    ORDER BY {TURN_KEY_SQL} DESC, id DESC
     LIMIT CAST(:window AS integer)
 )"""  # noqa: S608  (a constant expression)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -14,6 +15,7 @@ from sqlmodel import Session
 from todo_core.chat import store
 from todo_core.db import get_engine
 from todo_core.errors import NotFound
+from todo_core.idempotency import claim_parameters
 
 
 @pytest.fixture
@@ -104,22 +106,18 @@ def test_store_refuses_a_second_reply_to_one_question(session: Session, alice: s
         store.finish_turn(session, **arguments)
 
 
-def _plan(direct_url: str, conversation_id: int) -> dict[str, Any]:
-    with psycopg.connect(direct_url) as connection:
-        connection.execute("ANALYZE message")
-        row = connection.execute(
-            "EXPLAIN (FORMAT JSON) SELECT id, role, content, tool_calls FROM message"
-            " WHERE conversation_id = %s"
-            " ORDER BY coalesce(reply_to_id, id) DESC, id DESC LIMIT 20",
-            (conversation_id,),
-        ).fetchone()
-    assert row is not None
-    plan: dict[str, Any] = row[0][0]["Plan"]
-    return plan
+def _message_scans(session: Session, statement: Any, parameters: dict[str, Any]) -> list[Any]:
+    """The scans of ``message`` in the plan PostgreSQL makes for the store's own statement
+    (EXPLAIN without ANALYZE: nothing runs, nothing is written)."""
+    connection = session.connection()
+    compiled = statement.compile(connection)
+    row = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), {**parameters}).one()
 
+    def walk(plan: dict[str, Any]) -> list[Any]:
+        found = [plan] if plan.get("Relation Name") == "message" else []
+        return found + [n for child in plan.get("Plans", []) for n in walk(child)]
 
-def _node_types(plan: dict[str, Any]) -> list[str]:
-    return [plan["Node Type"]] + [t for p in plan.get("Plans", []) for t in _node_types(p)]
+    return walk(row[0][0]["Plan"])
 
 
 def test_store_history_window_is_a_backward_index_scan_at_any_length(
@@ -138,11 +136,22 @@ def test_store_history_window_is_a_backward_index_scan_at_any_length(
                 " SELECT %s, %s, 'user', 'm' || n FROM generate_series(1, %s) AS n",
                 (conversation_id, alice, count),
             )
+        connection.execute("ANALYZE message")
+    now = datetime.now(UTC)
     for conversation_id in (small, large):
-        plan = _plan(direct_url, conversation_id)
-        nodes = _node_types(plan)
-        assert "Sort" not in nodes, json.dumps(plan)
-        scan = plan["Plans"][0]
-        assert scan["Node Type"] == "Index Scan"
-        assert scan["Index Name"] == "ix_message_conversation_turn"
-        assert scan["Scan Direction"] == "Backward"
+        opening = {
+            **claim_parameters(None, user_id=alice, now=now),
+            "conversation_id": conversation_id,
+            "title": "t",
+            "content": "q",
+            "window": 20,
+        }
+        taking_over = {"user_id": alice, "key": "k", "now": now, "lease_until": now, "window": 20}
+        for statement, parameters in (
+            (store._OPEN_TURN, opening),
+            (store._TAKE_OVER, taking_over),
+        ):
+            scans = _message_scans(session, statement, parameters)
+            window = [s for s in scans if s.get("Index Name") == "ix_message_conversation_turn"]
+            assert [s["Scan Direction"] for s in window] == ["Backward"], json.dumps(scans)
+            assert not [s for s in scans if s["Node Type"] == "Seq Scan"], json.dumps(scans)
