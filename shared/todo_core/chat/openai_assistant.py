@@ -137,23 +137,11 @@ class OpenAIAssistant:
         raise AssistantFailed("The assistant did not finish; your message was saved")
 
     def _run_round(self, messages: list[ModelMessage], calls: list[Any]) -> None:
-        """Run one round of tool calls and append the call and each result for the model."""
-        wanted = [
-            (str(call.id), str(getattr(call, "function", None) and call.function.name), call)
-            for call in calls
-        ]
-        messages.append(
-            assistant_tool_round(
-                [
-                    (call_id, name, getattr(call.function, "arguments", "") or "{}")
-                    for call_id, name, call in wanted
-                ]
-            )
-        )
-        for call_id, name, call in wanted:
-            arguments = getattr(getattr(call, "function", None), "arguments", None)
-            result = self.tools.call(name, arguments)
-            messages.append(tool_message(call_id, result))
+        """Run one round of tool calls; append the model's request and each call's result."""
+        asked = [(str(c.id), str(c.function.name), c.function.arguments or "{}") for c in calls]
+        messages.append(assistant_tool_round(asked))
+        for call_id, name, arguments in asked:
+            messages.append(tool_message(call_id, self.tools.call(name, arguments)))
 
     def _complete(self, messages: list[ModelMessage], budget: _Budget) -> Any:
         """One model call (retried within the budget when the provider says so): the choice's
