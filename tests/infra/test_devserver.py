@@ -89,3 +89,34 @@ def test_devserver_slow_model_turn_delays_no_other_request(
             assert not slow.done()
             assert second_chat.result(timeout=10)[0] == 200  # another chat container served it
             assert slow.result(timeout=10)[0] == 200
+
+
+def test_devserver_chat_with_the_fake_model_as_the_readme_shows(
+    app_environment: dict[str, str], tmp_path: Path, alice: str, token_for: Callable[..., str]
+) -> None:
+    token = token_for(alice)
+    with FakeOpenAI(api_key="fake-key") as model:
+        environment = {
+            **app_environment,
+            "CHAT_ASSISTANT": "openai",
+            "OPENAI_BASE_URL": model.base_url,
+            "OPENAI_API_KEY": "fake-key",
+            "CHAT_MODEL": "fake-model",
+        }
+        with running_server(environment, tmp_path, "--no-migrate") as base:
+            chat = f"{base}/api/{alice}/chat"
+            status, _, first = call("POST", chat, token=token, body={"message": "add buy milk"})
+            assert status == 200, first
+            conversation = first["conversation_id"]  # type: ignore[index]
+            replies = [first["response"]]  # type: ignore[index]
+            for message in ("list my tasks", "complete it", "delete it"):
+                body = {"message": message, "conversation_id": conversation}
+                status, _, answer = call("POST", chat, token=token, body=body)
+                assert status == 200, answer
+                replies.append(answer["response"])  # type: ignore[index]
+            status, _, tasks = call("GET", f"{base}/api/{alice}/tasks", token=token)
+    assert replies[0].startswith("Created “buy milk”")
+    assert "buy milk" in replies[1]
+    assert replies[2].startswith("Completed “buy milk”")
+    assert replies[3].startswith("Deleted “buy milk”")
+    assert (status, tasks) == (200, [])
