@@ -11,7 +11,7 @@ export PGBOUNCER_PORT
 
 .DEFAULT_GOAL := help
 BETTER_AUTH := infra/better-auth
-.PHONY: help install run token token-jwks better-auth events test pytest pytest-pgbouncer \
+.PHONY: help install run fake-openai token token-jwks better-auth events test pytest pytest-pgbouncer \
         pytest-embedded lint \
         format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean \
         bench bench-quick bench-docs audit
@@ -28,6 +28,9 @@ install: $(BIN)/.installed  ## Create .venv with the pinned app and dev dependen
 
 run: install  ## Serve every route on http://127.0.0.1:8000 (PORT); embedded PostgreSQL unless DATABASE_URL
 	$(BIN)/python -m devserver
+
+fake-openai: install  ## Serve the fake OpenAI-compatible model on http://127.0.0.1:8089/v1 (key fake-key)
+	$(BIN)/python -m fakeopenai --port $(or $(FAKE_OPENAI_PORT),8089)
 
 token: install  ## Print an HS256 token for USER (make token USER=alice)
 	@$(BIN)/python -m devserver.mint_token "$(USER)"

@@ -82,8 +82,13 @@ def temporary_database(label: str) -> Iterator[str]:
 
 
 def app_environment(database_url: str) -> dict[str, str]:
-    """What the functions read: the database and the HS256 secret, as plain variables."""
-    return {"DATABASE_URL": database_url, "BETTER_AUTH_SECRET": SECRET}
+    """What the functions read: the database and the HS256 secret, as plain variables (and no
+    per-user turn limit: a benchmark sends far more turns than a person)."""
+    return {
+        "DATABASE_URL": database_url,
+        "BETTER_AUTH_SECRET": SECRET,
+        "CHAT_TURNS_PER_WINDOW": "0",
+    }
 
 
 def use_database(database_url: str) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from bench.harness import machine, parse_args
 
-BENCHMARKS = ("cold_start", "chat_latency", "round_trips", "overhead", "scale_out")
+BENCHMARKS = ("cold_start", "chat_latency", "round_trips", "overhead", "scale_out", "model_turns")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

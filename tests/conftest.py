@@ -89,8 +89,10 @@ def functions_environment(environment: dict[str, str]) -> Iterator[dict[str, str
 
 @pytest.fixture(scope="session")
 def app_environment(app_url: str) -> Iterator[dict[str, str]]:
+    # The per-user turn limit is off here: many tests send more turns than a person would;
+    # tests/functions/test_chat_rate_limit.py turns it on.
     with functions_environment(
-        {"DATABASE_URL": app_url, "BETTER_AUTH_SECRET": TEST_SECRET}
+        {"DATABASE_URL": app_url, "BETTER_AUTH_SECRET": TEST_SECRET, "CHAT_TURNS_PER_WINDOW": "0"}
     ) as environment:
         yield environment
 

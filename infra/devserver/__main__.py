@@ -18,7 +18,7 @@ from types import FrameType
 from devserver.local_defaults import apply_local_defaults
 from devserver.local_postgres import EmbeddedPostgresError, embedded_postgres, pgdata_from
 from devserver.migrations import migrate
-from devserver.server import Gateway, make_server
+from devserver.server import CONTAINERS_PER_FUNCTION, Gateway, make_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 8000
@@ -47,6 +47,8 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     applied = apply_local_defaults()
+    # One process plays many containers: each busy one needs its own connection, as in Lambda.
+    os.environ.setdefault("DB_POOL_SIZE", str(CONTAINERS_PER_FUNCTION))
     if applied:
         logging.getLogger("devserver").warning(
             "BETTER_AUTH_SECRET not set: using the local development secret (never deploy it)"

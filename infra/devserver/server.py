@@ -1,8 +1,11 @@
 """An HTTP server that plays API Gateway for the functions of ``template.yaml``.
 
-Each function module is imported once, like a warm Lambda container, and every invocation runs
-on one worker thread, as Lambda runs one request at a time per container (and as Mangum expects:
-its event loop belongs to one thread).
+Functions run the way Lambda runs them: each function has its own containers, each container
+serves one invocation at a time, and a new one starts when every container of the function is
+busy (up to ``CONTAINERS_PER_FUNCTION``). So a chat turn waiting on a slow model holds one chat
+container and delays no other request. A container here is a worker thread with its own event
+loop (Mangum's loop belongs to one thread); unlike Lambda, the containers of one function share
+its module (imported once, on first use) and so its settings and database engine.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import asyncio
 import json
 import logging
 import re
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from devserver.cors import read_cors_policy
@@ -24,9 +29,12 @@ from devserver.events import LambdaContext, decode_response_body, http_api_event
 from devserver.template import Route, import_function, read_routes
 
 logger = logging.getLogger("devserver")
+_T = TypeVar("_T")
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 """HTTP APIs refuse larger payloads before any function runs."""
+CONTAINERS_PER_FUNCTION = 8
+"""Concurrent invocations of one function before the next one waits (Lambda's would scale on)."""
 
 GATEWAY_SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -62,7 +70,8 @@ class Gateway:
         self.routes = read_routes(template_path)
         self.cors = read_cors_policy(template_path)
         self._modules: dict[Path, ModuleType] = {}
-        self._worker = ThreadPoolExecutor(max_workers=1, initializer=_give_thread_an_event_loop)
+        self._import_lock = threading.Lock()
+        self._containers = FunctionContainers()
 
     def match(self, method: str, path: str) -> Match | None:
         for route in self.routes:
@@ -73,12 +82,13 @@ class Gateway:
 
     def module_for(self, route: Route) -> ModuleType:
         """Import the function's module once, under a name of its own (all are app.py)."""
-        if route.source not in self._modules:
-            self._modules[route.source] = import_function(route.source, f"fn_{route.function}")
-        return self._modules[route.source]
+        with self._import_lock:  # two containers starting at once import it once
+            if route.source not in self._modules:
+                self._modules[route.source] = import_function(route.source, f"fn_{route.function}")
+            return self._modules[route.source]
 
     def invoke(self, route: Route, event: dict[str, Any]) -> dict[str, Any]:
-        """Call the function's handler with ``event``, on the worker thread."""
+        """Call the function's handler with ``event``, in one of the function's containers."""
 
         def call() -> dict[str, Any]:
             module = self.module_for(route)
@@ -86,7 +96,7 @@ class Gateway:
             result: dict[str, Any] = handler(event, LambdaContext(function_name=route.function))
             return result
 
-        return self._worker.submit(call).result()
+        return self._containers.run(route.function, call)
 
     def openapi(self) -> dict[str, Any]:
         """One OpenAPI document for every route, merged from each function's own app."""
@@ -105,20 +115,54 @@ class Gateway:
                 for kind, entries in spec.get("components", {}).items():
                     document["components"].setdefault(kind, {}).update(entries)
 
-        self._worker.submit(build).result()
+        self._containers.run("openapi", build)
         return document
 
     def close(self) -> None:
-        self._worker.submit(_close_thread_event_loop).result()
-        self._worker.shutdown(wait=True)
+        self._containers.close()
 
 
-def _give_thread_an_event_loop() -> None:
-    asyncio.set_event_loop(asyncio.new_event_loop())
+class FunctionContainers:
+    """Each function's containers: a pool of threads per function, each with its own event
+    loop, each running one invocation at a time; a thread is added when all are busy."""
 
+    def __init__(self, per_function: int = CONTAINERS_PER_FUNCTION) -> None:
+        self.per_function = per_function
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._loops: list[asyncio.AbstractEventLoop] = []
+        self._lock = threading.Lock()
 
-def _close_thread_event_loop() -> None:
-    asyncio.get_event_loop().close()
+    def _pool(self, function: str) -> ThreadPoolExecutor:
+        with self._lock:
+            pool = self._pools.get(function)
+            if pool is None:
+                pool = ThreadPoolExecutor(
+                    max_workers=self.per_function,
+                    thread_name_prefix=f"container-{function}",
+                    initializer=self._start_container,
+                )
+                self._pools[function] = pool
+            return pool
+
+    def _start_container(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        with self._lock:
+            self._loops.append(loop)
+
+    def run(self, function: str, call: Callable[[], _T]) -> _T:
+        """Run ``call`` in an idle container of ``function`` (a new one if all are busy)."""
+        return self._pool(function).submit(call).result()
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True)
+        with self._lock:
+            loops, self._loops = self._loops, []
+        for loop in loops:
+            loop.close()
 
 
 _DOCS_PAGE = """<!doctype html>

@@ -96,7 +96,7 @@ def _install_liveness_checks(engine: Engine, *, idle_ping_seconds: float) -> Non
 def _create_postgres_engine(settings: Settings) -> Engine:
     engine = create_engine(
         settings.database_url,
-        pool_size=1,
+        pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_connect_timeout_seconds,
         isolation_level="AUTOCOMMIT",

@@ -83,3 +83,34 @@ class AssistantFailed(AppError):
 
     status_code = 502
     default_detail = "The assistant failed to reply; your message was saved, please try again"
+
+
+class AssistantTimedOut(AppError):
+    """The model did not answer within the turn's budget. The message is stored; retry."""
+
+    status_code = 504
+    default_detail = "The assistant took too long to reply; your message was saved, please retry"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 1):
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class AssistantUnavailable(AppError):
+    """The model's provider is rate limiting, failing or unreachable right now. The message is
+    stored; retry after ``Retry-After`` seconds."""
+
+    status_code = 503
+    default_detail = "The assistant is unavailable right now; your message was saved, please retry"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 5):
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class ChatRateLimited(AppError):
+    """The user sent more chat turns than the window allows (the cost guard)."""
+
+    status_code = 429
+    default_detail = "Too many chat messages; please wait before sending another"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 1):
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})

@@ -1,6 +1,7 @@
 """Where the secrets come from: plain environment variables locally, a parameter store in AWS.
 
-For each secret (``DATABASE_URL``, ``BETTER_AUTH_SECRET``) the environment holds one of:
+For each secret (``DATABASE_URL``, ``BETTER_AUTH_SECRET``, ``OPENAI_API_KEY``) the environment
+holds one of:
 
 * the value itself (local development, tests, the local server);
 * ``<NAME>_PARAMETER``: the name of an SSM Parameter Store parameter (a SecureString, decrypted);
@@ -25,7 +26,7 @@ from typing import Literal
 
 from todo_core.errors import ConfigurationError, ServiceUnavailable
 
-SECRET_NAMES = ("DATABASE_URL", "BETTER_AUTH_SECRET")
+SECRET_NAMES = ("DATABASE_URL", "BETTER_AUTH_SECRET", "OPENAI_API_KEY")
 DEFAULT_MAX_AGE_SECONDS = 300
 
 # Errors that retrying will not fix: the deployment is wrong (a name, a policy, a key).

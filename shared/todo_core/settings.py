@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from todo_core.errors import ConfigurationError
@@ -35,11 +36,26 @@ class Settings:
     better_auth_secret: str | None
     max_body_bytes: int = 64 * 1024
     db_connect_timeout_seconds: int = 2
+    db_pool_size: int = 1
+    """Connections per process: one per Lambda container; the dev server runs many containers
+    in one process and sets more."""
     db_idle_ping_seconds: float = 60.0
     chat_max_message_chars: int = 4000
     chat_history_window: int = 20
     chat_assistant: str = "builtin"
     idempotency_key_ttl_seconds: int = 24 * 60 * 60
+    # CHAT_ASSISTANT=openai: any OpenAI-compatible Chat Completions endpoint.
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    chat_model: str | None = None
+    chat_model_timeout_seconds: float = 20.0
+    chat_model_max_retries: int = 1
+    chat_max_tool_rounds: int = 5
+    chat_history_chars: int = 24_000
+    chat_system_prompt: str | None = None
+    # The cost guard: at most this many turns per user per window (0: no limit).
+    chat_turns_per_window: int = 30
+    chat_rate_window_seconds: int = 60
     # Better Auth's JWKS mode: all four are set together, or none (see load_settings).
     better_auth_url: str | None = None
     better_auth_jwks_url: str | None = None
@@ -131,6 +147,53 @@ def _jwks_settings(
     return base_url, jwks_url, issuer, audience
 
 
+CHAT_MODEL_TIMEOUT_MAX_SECONDS = 25.0
+"""The model's budget must leave the turn's own statements room inside the chat function's
+29-second timeout (API Gateway's HTTP API gives up at 30 s)."""
+
+
+class _ModelSettings(TypedDict):
+    openai_api_key: str | None
+    openai_base_url: str | None
+    chat_model: str | None
+    chat_model_timeout_seconds: float
+    chat_model_max_retries: int
+    chat_max_tool_rounds: int
+    chat_history_chars: int
+    chat_system_prompt: str | None
+
+
+def _model_settings(environ: Mapping[str, str], assistant: str) -> _ModelSettings:
+    """The model's settings; the key and the model are required only when the model answers."""
+    key = environ.get("OPENAI_API_KEY", "").strip() or None
+    model = environ.get("CHAT_MODEL", "").strip() or None
+    if assistant == "openai":
+        if key is None:
+            raise ConfigurationError(
+                "OPENAI_API_KEY is required with CHAT_ASSISTANT=openai (or"
+                " OPENAI_API_KEY_PARAMETER; any non-empty value for a provider without keys,"
+                " such as a local Ollama)"
+            )
+        if model is None:
+            raise ConfigurationError("CHAT_MODEL is required with CHAT_ASSISTANT=openai")
+    timeout = _float(environ, "CHAT_MODEL_TIMEOUT_SECONDS", 20.0, positive=True)
+    if timeout > CHAT_MODEL_TIMEOUT_MAX_SECONDS:
+        raise ConfigurationError(
+            f"CHAT_MODEL_TIMEOUT_SECONDS must be <= {CHAT_MODEL_TIMEOUT_MAX_SECONDS:g}"
+            f" (the chat function's timeout), got {timeout:g}"
+        )
+    return {
+        "openai_api_key": key,
+        "openai_base_url": _http_url(environ, "OPENAI_BASE_URL"),
+        "chat_model": model,
+        "chat_model_timeout_seconds": timeout,
+        "chat_model_max_retries": _int(environ, "CHAT_MODEL_MAX_RETRIES", 1, minimum=0),
+        "chat_max_tool_rounds": _int(environ, "CHAT_MAX_TOOL_ROUNDS", 5),
+        "chat_history_chars": _int(environ, "CHAT_HISTORY_CHARS", 24_000, minimum=1000),
+        "chat_system_prompt": environ.get("CHAT_SYSTEM_PROMPT", "").strip() or None,
+    }
+
+
 def normalize_database_url(url: str) -> str:
     """Select the psycopg 3 driver for PostgreSQL URLs, whatever scheme the provider printed.
 
@@ -159,15 +222,20 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if secret is not None and len(secret) < 32:
         raise ConfigurationError("BETTER_AUTH_SECRET must be at least 32 characters long")
     base_url, jwks_url, issuer, audience = _jwks_settings(environ)
+    assistant = environ.get("CHAT_ASSISTANT", "").strip() or "builtin"
     return Settings(
         database_url=database_url,
         better_auth_secret=secret,
         max_body_bytes=_int(environ, "MAX_BODY_BYTES", 64 * 1024),
         db_connect_timeout_seconds=_int(environ, "DB_CONNECT_TIMEOUT_SECONDS", 2, minimum=2),
+        db_pool_size=_int(environ, "DB_POOL_SIZE", 1),
         db_idle_ping_seconds=_float(environ, "DB_IDLE_PING_SECONDS", 60.0),
         chat_max_message_chars=_int(environ, "CHAT_MAX_MESSAGE_CHARS", 4000),
         chat_history_window=_int(environ, "CHAT_HISTORY_WINDOW", 20),
-        chat_assistant=environ.get("CHAT_ASSISTANT", "").strip() or "builtin",
+        chat_assistant=assistant,
+        **_model_settings(environ, assistant),
+        chat_turns_per_window=_int(environ, "CHAT_TURNS_PER_WINDOW", 30, minimum=0),
+        chat_rate_window_seconds=_int(environ, "CHAT_RATE_WINDOW_SECONDS", 60),
         # At least a minute: a key must outlive every retry of the request it guards.
         idempotency_key_ttl_seconds=_int(
             environ, "IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 60 * 60, minimum=60

@@ -104,3 +104,20 @@ def test_bench_scale_out_stores_every_message_once_without_errors(results: Path)
 def test_bench_results_render_into_benchmarks_md(results: Path) -> None:
     document = render(DOCUMENT.read_text(encoding="utf-8"), load_results(results))
     assert "<!-- bench:round_trips -->\n```\npath" in document
+
+
+def test_bench_model_turns_cost_two_round_trips_plus_one_per_tool_call(results: Path) -> None:
+    data = _load(results, "model_turns")
+    by_case = {(row["assistant"], row["tool_calls"]): row for row in data["turns"]}
+    assert set(by_case) == {
+        ("builtin", 0),
+        ("builtin", 1),
+        ("openai", 0),
+        ("openai", 1),
+        ("openai", 3),
+    }
+    for (_, calls), row in by_case.items():
+        # Durable tool calls add nothing: each write and its record are one statement.
+        assert row["round_trips"] == 2 + calls
+        assert row["p50_ms"] > 0
+    assert {row["assistant"] for row in data["cold_start"]} == {"builtin", "openai"}

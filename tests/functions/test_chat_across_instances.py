@@ -51,7 +51,7 @@ def test_chat_turns_alternating_between_instances_resolve_it_from_history(
         "completed": True,
     }
     deleted = _chat(a, alice, token, "delete that one", conversation)
-    assert deleted["tool_calls"][0]["result"]["deleted"]["id"] == task_id
+    assert deleted["tool_calls"][0]["result"]["task"]["id"] == task_id
 
 
 def test_chat_concurrent_turns_on_one_conversation_all_land_in_order(

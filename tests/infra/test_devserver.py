@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.request import urlopen
 
 from devserver.template import read_routes
+from fakeopenai import FakeOpenAI, reply
 from tests.devserver_process import call, readme_chat_session, readme_task_session, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +49,74 @@ def test_devserver_unknown_route_and_method_are_api_gateway_404s(
         wrong_method = call("POST", f"{base}/health")
     assert (unknown_path[0], unknown_path[2]) == (404, {"message": "Not Found"})
     assert (wrong_method[0], wrong_method[2]) == (404, {"message": "Not Found"})
+
+
+def test_devserver_slow_model_turn_delays_no_other_request(
+    app_environment: dict[str, str], tmp_path: Path, alice: str, token_for: Callable[..., str]
+) -> None:
+    token = token_for(alice)
+    with FakeOpenAI(api_key="fake-key") as model:
+        model.script(reply("Finally.", delay_seconds=3))
+        environment = {
+            **app_environment,
+            "CHAT_ASSISTANT": "openai",
+            "OPENAI_API_KEY": "fake-key",
+            "OPENAI_BASE_URL": model.base_url,
+            "CHAT_MODEL": "fake-model",
+        }
+        with (
+            running_server(environment, tmp_path, "--no-migrate") as base,
+            ThreadPoolExecutor(max_workers=2) as pool,
+        ):
+            call("GET", f"{base}/api/{alice}/tasks", token=token)  # warm the task function
+            slow = pool.submit(
+                call, "POST", f"{base}/api/{alice}/chat", token=token, body={"message": "hi"}
+            )
+            deadline = time.monotonic() + 5
+            while not model.requests:  # the turn is now waiting on the model
+                assert time.monotonic() < deadline, "the chat turn never reached the model"
+                time.sleep(0.01)
+            started = time.monotonic()
+            second_chat = pool.submit(
+                call, "POST", f"{base}/api/{alice}/chat", token=token, body={"message": "list"}
+            )
+            status, _, _ = call(
+                "POST", f"{base}/api/{alice}/tasks", token=token, body={"title": "x"}
+            )
+            task_seconds = time.monotonic() - started
+            assert status == 201
+            assert task_seconds < 1.0, task_seconds  # not behind the 3-second model call
+            assert not slow.done()
+            assert second_chat.result(timeout=10)[0] == 200  # another chat container served it
+            assert slow.result(timeout=10)[0] == 200
+
+
+def test_devserver_chat_with_the_fake_model_as_the_readme_shows(
+    app_environment: dict[str, str], tmp_path: Path, alice: str, token_for: Callable[..., str]
+) -> None:
+    token = token_for(alice)
+    with FakeOpenAI(api_key="fake-key") as model:
+        environment = {
+            **app_environment,
+            "CHAT_ASSISTANT": "openai",
+            "OPENAI_BASE_URL": model.base_url,
+            "OPENAI_API_KEY": "fake-key",
+            "CHAT_MODEL": "fake-model",
+        }
+        with running_server(environment, tmp_path, "--no-migrate") as base:
+            chat = f"{base}/api/{alice}/chat"
+            status, _, first = call("POST", chat, token=token, body={"message": "add buy milk"})
+            assert status == 200, first
+            conversation = first["conversation_id"]  # type: ignore[index]
+            replies = [first["response"]]  # type: ignore[index]
+            for message in ("list my tasks", "complete it", "delete it"):
+                body = {"message": message, "conversation_id": conversation}
+                status, _, answer = call("POST", chat, token=token, body=body)
+                assert status == 200, answer
+                replies.append(answer["response"])  # type: ignore[index]
+            status, _, tasks = call("GET", f"{base}/api/{alice}/tasks", token=token)
+    assert replies[0].startswith("Created “buy milk”")
+    assert "buy milk" in replies[1]
+    assert replies[2].startswith("Completed “buy milk”")
+    assert replies[3].startswith("Deleted “buy milk”")
+    assert (status, tasks) == (200, [])

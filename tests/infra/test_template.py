@@ -60,3 +60,21 @@ def test_template_local_invoke_environment_uses_the_local_secret() -> None:
     assert set(variables) <= set(declared["Variables"])  # sam ignores undeclared variables
     assert variables["BETTER_AUTH_SECRET"] == LOCAL_DEV_SECRET
     assert variables["DATABASE_URL_PARAMETER"] == variables["BETTER_AUTH_SECRET_PARAMETER"] == ""
+
+
+def test_template_chat_function_fits_a_model_turn() -> None:
+    from todo_core.chat.service import TURN_LEASE_SECONDS  # noqa: PLC0415
+    from todo_core.settings import CHAT_MODEL_TIMEOUT_MAX_SECONDS  # noqa: PLC0415
+
+    chat = load_template(ROOT / "template.yaml")["Resources"]["ChatFunction"]["Properties"]
+    timeout = chat["Timeout"]
+    variables = chat["Environment"]["Variables"]
+    # The HTTP API gives up at 30 s; the model's budget leaves room for the turn's statements;
+    # the key's lease outlives the function, so a live attempt is never taken over.
+    assert float(variables["CHAT_MODEL_TIMEOUT_SECONDS"]) < CHAT_MODEL_TIMEOUT_MAX_SECONDS < timeout
+    assert timeout < 30 < TURN_LEASE_SECONDS
+    # The key is named, never given; only with a model.
+    assert variables["OPENAI_API_KEY"] == ""
+    assert variables["OPENAI_API_KEY_PARAMETER"] == {
+        "If": ["ChatUsesModel", {"Ref": "OpenAIApiKeyParameterName"}, ""]
+    }

@@ -7,9 +7,8 @@ implementing :class:`~todo_core.chat.types.Assistant` and registering a factory 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-
-from sqlmodel import Session
 
 from todo_core.chat.tools import TaskTools
 from todo_core.chat.types import Assistant
@@ -25,15 +24,28 @@ def _builtin(tools: TaskTools) -> Assistant:
     return BuiltinAssistant(tools)
 
 
-ASSISTANTS: dict[str, AssistantFactory] = {"builtin": _builtin}
+def _openai(tools: TaskTools) -> Assistant:
+    from todo_core.chat.openai_assistant import create_openai_assistant  # noqa: PLC0415
+    from todo_core.settings import get_settings  # noqa: PLC0415
+
+    return create_openai_assistant(tools, get_settings())
+
+
+ASSISTANTS: dict[str, AssistantFactory] = {"builtin": _builtin, "openai": _openai}
 """Assistant factories by ``CHAT_ASSISTANT`` name."""
 
+if os.environ.get("CHAT_ASSISTANT", "").strip() == "openai":
+    # Only the chat function imports this module, and only a model needs the SDK. Its imports
+    # (about 0.7 s of CPU) run here, at init, which Lambda runs on two full vCPUs (and SnapStart
+    # snapshots), rather than in the first turn, which runs at a fraction of one.
+    import todo_core.chat.openai_assistant  # noqa: F401
 
-def create_assistant(name: str, *, session: Session, user_id: str) -> Assistant:
-    """The assistant named ``name``, with the user's task tools bound to ``session``."""
+
+def create_assistant(name: str, *, tools: TaskTools) -> Assistant:
+    """The assistant named ``name``, acting through ``tools`` (the user's, bound to the turn)."""
     try:
         factory = ASSISTANTS[name]
     except KeyError:
         known = ", ".join(sorted(ASSISTANTS))
         raise ConfigurationError(f"CHAT_ASSISTANT={name!r} is not one of: {known}") from None
-    return factory(TaskTools(session=session, user_id=user_id))
+    return factory(tools)

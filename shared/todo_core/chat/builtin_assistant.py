@@ -173,7 +173,7 @@ class BuiltinAssistant:
             _COMPLETE,
             text,
             history,
-            lambda ref: self.tools.set_completed(ref, completed=True),
+            lambda task_id: self.tools.complete_task(task_id=task_id),
             lambda task: f"Marked {_task_phrase(task)} as completed.",
         )
 
@@ -182,7 +182,7 @@ class BuiltinAssistant:
             _REOPEN,
             text,
             history,
-            lambda ref: self.tools.set_completed(ref, completed=False),
+            lambda task_id: self.tools.reopen_task(task_id=task_id),
             lambda task: f"Reopened {_task_phrase(task)}; it is pending again.",
         )
 
@@ -191,9 +191,8 @@ class BuiltinAssistant:
             _DELETE,
             text,
             history,
-            self.tools.delete_task,
+            lambda task_id: self.tools.delete_task(task_id=task_id),
             lambda task: f"Deleted {_task_phrase(task)}.",
-            result_key="deleted",
         )
 
     def _rename(self, text: str, history: Sequence[HistoryMessage]) -> str | None:
@@ -205,7 +204,7 @@ class BuiltinAssistant:
             [],
             text,
             history,
-            lambda ref: self.tools.update_task(ref, title=title),
+            lambda task_id: self.tools.update_task(task_id=task_id, title=title),
             lambda task: f"Renamed it: now {_task_phrase(task)}.",
             match=match,
         )
@@ -219,7 +218,7 @@ class BuiltinAssistant:
             [],
             text,
             history,
-            lambda ref: self.tools.update_task(ref, description=description),
+            lambda task_id: self.tools.update_task(task_id=task_id, description=description),
             lambda task: f"Updated the description of {_task_phrase(task)}.",
             match=match,
         )
@@ -231,10 +230,9 @@ class BuiltinAssistant:
         patterns: list[re.Pattern[str]],
         text: str,
         history: Sequence[HistoryMessage],
-        act: Callable[[int | str], dict[str, Any]],
+        act: Callable[[int], dict[str, Any]],
         describe: Callable[[dict[str, Any]], str],
         *,
-        result_key: str = "task",
         match: re.Match[str] | None = None,
     ) -> str | None:
         match = match or _first_match(patterns, text)
@@ -246,9 +244,15 @@ class BuiltinAssistant:
                 "Which task do you mean? Give its number (say “list my tasks” to see them) "
                 "or its title."
             )
+        if isinstance(reference, str):
+            # A title: look its id up first (a read, not a tool call), as a model would list.
+            found = self.tools.find_task(reference)
+            if isinstance(found, dict):
+                return _failure(found)
+            reference = found
         result = act(reference)
-        if result_key in result:
-            return describe(result[result_key])
+        if "task" in result:
+            return describe(result["task"])
         return _failure(result)
 
 
@@ -280,7 +284,9 @@ def last_task_id(history: Sequence[HistoryMessage]) -> int | None:
     for message in reversed(history):
         for call in reversed(message.tool_calls or []):
             result = call.get("result") or {}
-            for key in ("task", "deleted"):
+            if isinstance(result.get("task_id"), int):
+                return int(result["task_id"])
+            for key in ("task", "deleted"):  # results stored before task_id existed
                 task = result.get(key)
                 if isinstance(task, dict) and isinstance(task.get("id"), int):
                     return int(task["id"])

@@ -50,9 +50,27 @@ _NOT_FOUND = not_found_response("conversation")
 _CHAT_RESPONSES = {
     **_NOT_FOUND,
     **IDEMPOTENCY_RESPONSES,
+    429: {
+        "model": ErrorMessage,
+        "description": "Too many chat turns for this user in the window; retry after Retry-After",
+    },
     502: {
         "model": ErrorMessage,
-        "description": "The assistant failed; the message is stored; retry (same key)",
+        "description": (
+            "The assistant failed (the model refused the key or the request, answered something"
+            " unreadable, or asked for tools too many rounds); the message is stored"
+        ),
+    },
+    503: {
+        "model": ErrorMessage,
+        "description": (
+            "The model is rate limiting, failing or unreachable (or the database is down);"
+            " the message is stored; retry with the same key after Retry-After"
+        ),
+    },
+    504: {
+        "model": ErrorMessage,
+        "description": "The model did not answer in time; the message is stored; retry (same key)",
     },
 }
 

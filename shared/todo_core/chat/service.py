@@ -22,8 +22,16 @@ from todo_core.chat.models import (
     ChatResponse,
 )
 from todo_core.chat.store import OpenedTurn, TurnAlreadyAnswered
+from todo_core.chat.tools import TaskTools
 from todo_core.db import utc_now
-from todo_core.errors import AppError, AssistantFailed, IdempotencyKeyInProgress, NotFound
+from todo_core.errors import (
+    AppError,
+    AssistantFailed,
+    AssistantTimedOut,
+    AssistantUnavailable,
+    IdempotencyKeyInProgress,
+    NotFound,
+)
 from todo_core.idempotency import (
     KeyClaim,
     KeyHeld,
@@ -39,9 +47,10 @@ from todo_core.settings import Settings
 
 TITLE_WORDS_MAX = 60
 CHAT_ROUTE = "/api/{user_id}/chat"
-TURN_LEASE_SECONDS = 30.0
-"""How long a keyed turn holds its key while the assistant works: longer than the function's
-10-second timeout, so a live attempt is never overtaken; a crashed one is, after this long."""
+TURN_LEASE_SECONDS = 45.0
+"""How long a keyed turn holds its key while the assistant works: longer than the chat function's
+29-second timeout (template.yaml), so a live attempt is never overtaken; a crashed one is, after
+this long."""
 IN_PROGRESS_WAIT_SECONDS = 5.0
 """How long a retry waits for the first attempt to finish before answering 409."""
 IN_PROGRESS_POLL_SECONDS = 0.1
@@ -98,6 +107,8 @@ def chat_turn(
             title=title_from_message(message),
             window=settings.chat_history_window,
             claim=claim,
+            turn_limit=settings.chat_turns_per_window,
+            rate_window_seconds=settings.chat_rate_window_seconds,
         )
     except KeyHeld:
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
@@ -124,13 +135,23 @@ def _answer(
 ) -> ChatResponse:
     """Ask the assistant about the stored question and store its reply. If the conversation
     is deleted meanwhile, the turn is a 404 and so is every retry of its key."""
-    assistant = create_assistant(settings.chat_assistant, session=session, user_id=user_id)
+    # Bound to the question: each task write commits with its record, and a retry of this turn
+    # replays what an earlier attempt recorded instead of writing again.
+    tools = TaskTools(
+        session=session,
+        user_id=user_id,
+        user_message_id=turn.user_message_id,
+        recorded={step.step: step for step in turn.recorded_steps},
+    )
+    assistant = create_assistant(settings.chat_assistant, tools=tools)
     try:
         reply = assistant.reply(turn.history, message, user_id=user_id)
     except Exception as error:
         session.rollback()
         if claim is not None:
             release_lease(session, user_id=claim.user_id, key=claim.key, now=utc_now())
+        if isinstance(error, AssistantFailed | AssistantUnavailable | AssistantTimedOut):
+            count(ASSISTANT_ERRORS)  # a model's failure, already logged by its type
         if isinstance(error, AppError):
             raise
         # Log the failure's type only: its message could quote the user's words.

@@ -13,7 +13,7 @@ The history window is written once (:data:`_HISTORY`): the last ``window`` messa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +24,11 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from todo_core.chat.models import CONVERSATION_NOT_FOUND, TURN_KEY_SQL
+from todo_core.chat.rate import RATE_CTES, RATE_INPUT
+from todo_core.chat.tool_steps import RecordedStep, recorded_step_from
 from todo_core.chat.types import HistoryMessage, Role
 from todo_core.db import utc_now
-from todo_core.errors import NotFound
+from todo_core.errors import ChatRateLimited, NotFound
 from todo_core.idempotency import (
     PG_CLAIM_INPUT,
     PG_PURGE_CTE,
@@ -47,6 +49,8 @@ class OpenedTurn:
     user_message_id: int
     history: list[HistoryMessage]
     """The last messages before this turn, oldest first (in turn order)."""
+    recorded_steps: list[RecordedStep] = field(default_factory=list)
+    """The task writes an earlier attempt at this turn made (a taken-over turn), in order."""
 
 
 # The window before the question of the statement's ``turn`` CTE (at most one row: its
@@ -77,7 +81,8 @@ _OPEN_TURN = text(f"""
 WITH input AS (
     SELECT {PG_CLAIM_INPUT},
            CAST(:conversation_id AS bigint) AS conversation_id,
-           CAST(:title AS varchar) AS title, CAST(:content AS text) AS content
+           CAST(:title AS varchar) AS title, CAST(:content AS text) AS content,
+           {RATE_INPUT}
 ),
 candidate AS MATERIALIZED (
     SELECT ids.conversation_id, nextval(pg_get_serial_sequence('message', 'id')) AS question_id
@@ -89,18 +94,20 @@ candidate AS MATERIALIZED (
         WHERE input.conversation_id IS NULL
     ) AS ids
 ),
+{RATE_CTES},
 {
     pg_claim_cte(
         source="input, candidate",
         conversation_id="candidate.conversation_id",
         user_message_id="candidate.question_id",
         locked_until="input.locked_until",
-        where="input.key IS NOT NULL",
+        where="input.key IS NOT NULL AND NOT EXISTS (SELECT FROM limited)",
     )
 },
 turn AS MATERIALIZED (
     SELECT candidate.* FROM candidate, input
-    WHERE input.key IS NULL OR EXISTS (SELECT FROM claimed)
+    WHERE (input.key IS NULL OR EXISTS (SELECT FROM claimed))
+      AND NOT EXISTS (SELECT FROM limited)
 ),
 created AS (
     INSERT INTO conversation (id, user_id, title, created_at, updated_at)
@@ -121,6 +128,9 @@ stored AS (
 {_TURN_AND_HISTORY}
 UNION ALL
 SELECT 'conversation', NULL, candidate.conversation_id, NULL, NULL, NULL FROM candidate
+UNION ALL
+SELECT 'limited', CAST(limited.retry_after_seconds AS bigint), NULL, NULL, NULL, NULL
+FROM limited
 """)  # noqa: S608  (constant fragments; every value is a bound parameter)
 
 # A retry of an unanswered turn whose lease expired: take the lease (compare-and-set on its
@@ -140,10 +150,18 @@ turn AS (
     SELECT m.conversation_id, m.id AS question_id FROM message AS m, taken, input
     WHERE m.id = taken.user_message_id AND m.user_id = input.user_id AND m.role = 'user'
 ),
+steps AS (  -- what earlier attempts' tool calls did: replayed, never run again
+    SELECT s.step, s.round, s.name, s.status, s.arguments, s.task
+    FROM chat_tool_step AS s, turn WHERE s.user_message_id = turn.question_id
+),
 {_HISTORY}
 {_TURN_AND_HISTORY}
 UNION ALL
 SELECT 'taken', NULL, NULL, NULL, NULL, NULL FROM taken
+UNION ALL  -- a step's columns in the union's: step, round, name, status, {{arguments, task}}
+SELECT 'step', steps.step, steps.round, steps.name, steps.status,
+       jsonb_build_object('arguments', steps.arguments, 'task', steps.task)
+FROM steps
 """)  # noqa: S608
 
 _FINISH_TURN = text("""
@@ -207,8 +225,26 @@ def _opened(rows: list[Row[Any]]) -> OpenedTurn | None:
         for r in reversed(rows)
         if r.kind == "history"
     ]
+    steps = sorted(
+        (
+            recorded_step_from(
+                step=r.id,
+                round_=r.conversation_id,
+                name=r.role,
+                status=r.content,
+                arguments=r.tool_calls["arguments"],
+                task=r.tool_calls["task"],
+            )
+            for r in rows
+            if r.kind == "step"
+        ),
+        key=lambda step: step.step,
+    )
     return OpenedTurn(
-        conversation_id=turn.conversation_id, user_message_id=turn.id, history=history
+        conversation_id=turn.conversation_id,
+        user_message_id=turn.id,
+        history=history,
+        recorded_steps=steps,
     )
 
 
@@ -221,23 +257,31 @@ def open_turn(
     title: str,
     window: int,
     claim: KeyClaim | None = None,
+    turn_limit: int = 0,
+    rate_window_seconds: int = 60,
 ) -> OpenedTurn:
     """Store the user's message (in a new conversation titled ``title`` when
     ``conversation_id`` is None) and read the ``window`` messages before it. With ``claim``,
     the Idempotency-Key is claimed in the same statement. NotFound if the conversation is not
-    the user's (or was deleted meanwhile); KeyHeld if another attempt holds the key. Either
-    way nothing is stored."""
+    the user's (or was deleted meanwhile); KeyHeld if another attempt holds the key;
+    ChatRateLimited if the user started ``turn_limit`` turns in the last window (0: no limit).
+    Either way nothing is stored."""
     parameters = {
         **claim_parameters(claim, user_id=user_id, now=utc_now()),
         "conversation_id": conversation_id,
         "title": title,
         "content": content,
         "window": window,
+        "turn_limit": turn_limit,
+        "rate_window_seconds": rate_window_seconds,
     }
     rows = _execute_turn_statement(session, _OPEN_TURN, parameters)
     turn = _opened(rows)
     if turn is not None:
         return turn
+    limited = next((row for row in rows if row.kind == "limited"), None)
+    if limited is not None:
+        raise ChatRateLimited(retry_after_seconds=int(limited.id))
     if not any(row.kind == "conversation" for row in rows):
         raise NotFound(CONVERSATION_NOT_FOUND)
     raise KeyHeld()

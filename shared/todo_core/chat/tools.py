@@ -1,151 +1,427 @@
-"""The task tools an assistant may call: the task service, scoped to one user, with every call
-recorded as ``{name, arguments, result}``.
+"""The task tools an assistant may call, the same for the built-in assistant and for a model.
 
-The built-in assistant calls these directly; an LLM agent gets the same tools (their names and
-arguments are the function-calling schema), so isolation and validation are the REST API's own.
+Five tools (``add_task``, ``list_tasks``, ``complete_task``, ``delete_task``, ``update_task``) and
+``reopen_task``, each the task service scoped to one user: ``user_id`` is bound from the token and
+is never a tool parameter, so whatever a model asks, it acts on that user's tasks only. Every call
+is recorded as ``{name, arguments, result}``. A write's result carries ``task_id``, ``status``
+(created / completed / reopened / updated / deleted) and ``title``, with the task; a listing has
+``status: listed``; a failure is ``{error, message}`` and goes back to the model as the tool's
+answer (never an HTTP error).
+
+:data:`TOOL_SCHEMAS` are the function-calling schemas, built once per container;
+:meth:`TaskTools.call` validates a model's arguments (a JSON string) before anything runs.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import Field as PydanticField
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from todo_core.chat.models import CONVERSATION_NOT_FOUND
+from todo_core.chat.tool_steps import (
+    RecordedStep,
+    StepKey,
+    read_step,
+    run_recorded,
+    task_result_from,
+)
 from todo_core.db import stored_id
 from todo_core.errors import NotFound
+from todo_core.ids import MAX_ID
 from todo_core.tasks import service
-from todo_core.tasks.models import TaskCreate, TaskPublic, TaskStatus, TaskUpdate
+from todo_core.tasks.models import (
+    DESCRIPTION_MAX,
+    TITLE_MAX,
+    Task,
+    TaskCreate,
+    TaskPublic,
+    TaskStatus,
+    TaskUpdate,
+)
 
 LIST_LIMIT = 50
+ToolResult = dict[str, Any]
 
 
-def task_json(task: TaskPublic) -> dict[str, Any]:
+def task_json(task: Task | TaskPublic) -> dict[str, Any]:
     return TaskPublic.model_validate(task).model_dump(mode="json")
 
 
-def _error(kind: str, message: str, **extra: Any) -> dict[str, Any]:
+def tool_error(kind: str, message: str, **extra: Any) -> ToolResult:
     return {"error": kind, "message": message, **extra}
+
+
+def _json_integer(value: Any) -> Any:
+    # A model may send 3, 3.0 or "3"; a boolean or "three" is refused.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+TaskIdArgument = Annotated[
+    int, PydanticField(ge=1, le=MAX_ID, strict=True), BeforeValidator(_json_integer)
+]
+
+
+class _Arguments(BaseModel):
+    # A model that invents a parameter (``user_id`` above all) gets an error, not silence.
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddTaskArguments(_Arguments):
+    title: str
+    description: str | None = None
+
+
+class ListTasksArguments(_Arguments):
+    status: TaskStatus = TaskStatus.all
+
+
+class TaskIdArguments(_Arguments):
+    task_id: TaskIdArgument
+
+
+class UpdateTaskArguments(_Arguments):
+    task_id: TaskIdArgument
+    title: str | None = None
+    description: str | None = None
+
+
+def _function(name: str, description: str, properties: dict[str, Any], required: list[str]) -> Any:
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+_TASK_ID = {"type": "integer", "minimum": 1, "description": "The task's id (from a tool result)."}
+_TITLE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": TITLE_MAX,
+    "description": "The task's title.",
+}
+_DESCRIPTION = {
+    "type": "string",
+    "maxLength": DESCRIPTION_MAX,
+    "description": "Optional details.",
+}
+TOOL_SCHEMAS: list[dict[str, Any]] = [
+    _function(
+        "add_task",
+        "Create a new pending task for the user.",
+        {"title": _TITLE, "description": _DESCRIPTION},
+        ["title"],
+    ),
+    _function(
+        "list_tasks",
+        "List the user's tasks, newest first.",
+        {"status": {"type": "string", "enum": [s.value for s in TaskStatus], "default": "all"}},
+        [],
+    ),
+    _function("complete_task", "Mark a task as completed.", {"task_id": _TASK_ID}, ["task_id"]),
+    _function(
+        "reopen_task", "Mark a completed task as pending again.", {"task_id": _TASK_ID}, ["task_id"]
+    ),
+    _function("delete_task", "Delete a task.", {"task_id": _TASK_ID}, ["task_id"]),
+    _function(
+        "update_task",
+        "Change a task's title and/or description.",
+        {"task_id": _TASK_ID, "title": _TITLE, "description": _DESCRIPTION},
+        ["task_id"],
+    ),
+]
+"""The function-calling schemas of the tools, in the Chat Completions ``tools`` shape."""
+TOOL_NAMES = frozenset(schema["function"]["name"] for schema in TOOL_SCHEMAS)
+
+
+def _first_message(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field_name = ".".join(str(part) for part in first["loc"]) or "arguments"
+    return f"{field_name}: {first['msg']}"
 
 
 @dataclass
 class TaskTools:
-    """The user's task operations, each recorded in :attr:`calls` as it is made."""
+    """The user's task operations, each recorded in :attr:`calls` as it is made.
+
+    Bound to a turn (``user_message_id``), each write commits with its record in
+    ``chat_tool_step`` (see :mod:`todo_core.chat.tool_steps`), as step ``next_step`` of the turn.
+    A retried turn passes the steps already recorded: the built-in assistant, deterministic,
+    makes the same calls again and each recorded one is replayed by its index instead of run; a
+    model is given them as past rounds (:meth:`resume`) and continues after them.
+    """
 
     session: Session
     user_id: str
     calls: list[dict[str, Any]] = field(default_factory=list)
+    user_message_id: int | None = None
+    recorded: dict[int, RecordedStep] = field(default_factory=dict)
+    next_step: int = 0
+    round: int = 0
+    """The model's round the next calls belong to (how a retry regroups them)."""
 
-    def _record(
-        self, name: str, arguments: dict[str, Any], result: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _record(self, name: str, arguments: dict[str, Any], result: ToolResult) -> ToolResult:
         self.calls.append({"name": name, "arguments": arguments, "result": result})
         return result
 
-    def add_task(self, *, title: str, description: str | None = None) -> dict[str, Any]:
+    def resume(self) -> list[RecordedStep]:
+        """The recorded steps, in order, counted as this turn's first calls; later calls are
+        numbered after them (a model continues from them)."""
+        steps = [self.recorded[step] for step in sorted(self.recorded)]
+        for step in steps:
+            self._record(step.name, step.arguments, step.result)
+        if steps:
+            self.next_step = steps[-1].step + 1
+            self.round = steps[-1].round + 1
+        self.recorded = {}
+        return steps
+
+    def _take_step(self) -> int:
+        step = self.next_step
+        self.next_step += 1
+        return step
+
+    def _write(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        statement: str,
+        status: str,
+        values: dict[str, Any],
+        task_id: int | None = None,
+    ) -> ToolResult:
+        """Run a write with its record, or replay the record of an earlier attempt's call."""
+        step = self._take_step()
+        replayed = self.recorded.get(step)
+        if replayed is not None and replayed.name == name:
+            return self._record(replayed.name, replayed.arguments, replayed.result)
+        key = StepKey(user_message_id=self.user_message_id, step=step, round=self.round)
+        try:
+            row = run_recorded(
+                self.session,
+                statement,
+                key=key,
+                name=name,
+                arguments=arguments,
+                status=status,
+                values={"user_id": self.user_id, **values},
+            )
+        except IntegrityError:
+            # Another attempt at this turn ran this step first (its effect stands, ours was
+            # rolled back with the failed record), or the conversation was deleted meanwhile.
+            if self.user_message_id is None:
+                raise
+            other = read_step(self.session, user_message_id=self.user_message_id, step=step)
+            if other is None:
+                raise NotFound(CONVERSATION_NOT_FOUND) from None
+            return self._record(other.name, other.arguments, other.result)
+        if row is None:
+            return self._record(name, arguments, _no_task(task_id or 0))
+        return self._record(name, arguments, task_result_from(status, row))
+
+    # --- the tools -----------------------------------------------------------------------
+
+    def add_task(self, *, title: str, description: str | None = None) -> ToolResult:
         arguments: dict[str, Any] = {"title": title}
         if description is not None:
             arguments["description"] = description
         try:
             data = TaskCreate.model_validate({"title": title, "description": description})
         except ValidationError as error:
-            return self._record("add_task", arguments, _error("invalid", _first_message(error)))
-        task = service.create_task(self.session, user_id=self.user_id, data=data)
-        return self._record("add_task", arguments, {"task": task_json(task)})
+            self._take_step()
+            return self._record("add_task", arguments, tool_error("invalid", _first_message(error)))
+        return self._write(
+            "add_task",
+            arguments,
+            statement="add",
+            status="created",
+            values={"title": data.title, "description": data.description},
+        )
 
-    def list_tasks(self, *, status: TaskStatus = TaskStatus.all) -> dict[str, Any]:
+    def list_tasks(self, *, status: TaskStatus = TaskStatus.all) -> ToolResult:
+        self._take_step()  # a read: run again by a retry, never recorded
         tasks = service.list_tasks(
             self.session, user_id=self.user_id, status=status, limit=LIST_LIMIT
         )
-        result = {"tasks": [task_json(task) for task in tasks]}
+        listed = [task_json(task) for task in tasks]
+        result = {"status": "listed", "count": len(listed), "tasks": listed}
         return self._record("list_tasks", {"status": status.value}, result)
 
-    def _resolve(self, reference: int | str) -> TaskPublic | dict[str, Any]:
-        """A task by id, or by title: an exact (case-insensitive) match, else a unique partial."""
-        if isinstance(reference, int):
-            try:
-                return service.get_task(self.session, user_id=self.user_id, task_id=reference)
-            except NotFound:
-                return _error("not_found", f"No task {reference}.")
-        wanted = reference.casefold()
-        tasks = service.list_tasks(self.session, user_id=self.user_id, limit=500)
-        exact = [t for t in tasks if t.title.casefold() == wanted]
-        partial = exact or [t for t in tasks if wanted in t.title.casefold()]
-        if len(partial) == 1:
-            return partial[0]
-        if not partial:
-            return _error("not_found", f"No task matches “{reference}”.")
-        return _error(
-            "ambiguous",
-            f"Several tasks match “{reference}”.",
-            candidates=[task_json(t) for t in partial[:10]],
+    def complete_task(self, *, task_id: int) -> ToolResult:
+        return self._set_completed("complete_task", task_id, completed=True)
+
+    def reopen_task(self, *, task_id: int) -> ToolResult:
+        return self._set_completed("reopen_task", task_id, completed=False)
+
+    def _set_completed(self, name: str, task_id: int, *, completed: bool) -> ToolResult:
+        return self._write(
+            name,
+            {"task_id": task_id},
+            statement="set_completed",
+            status="completed" if completed else "reopened",
+            values={"task_id": task_id, "completed": completed},
+            task_id=task_id,
         )
 
-    @staticmethod
-    def _reference_arguments(reference: int | str) -> dict[str, Any]:
-        return {"task_id": reference} if isinstance(reference, int) else {"title": reference}
-
-    def set_completed(self, reference: int | str, *, completed: bool) -> dict[str, Any]:
-        name = "complete_task" if completed else "reopen_task"
-        arguments = self._reference_arguments(reference)
-        found = self._resolve(reference)
-        if isinstance(found, dict):
-            return self._record(name, arguments, found)
-        try:
-            task = service.set_task_completed(
-                self.session, user_id=self.user_id, task_id=stored_id(found.id), completed=completed
-            )
-        except NotFound:
-            return self._record(name, arguments, _gone(found))
-        return self._record(name, arguments, {"task": task_json(task)})
-
-    def delete_task(self, reference: int | str) -> dict[str, Any]:
-        arguments = self._reference_arguments(reference)
-        found = self._resolve(reference)
-        if isinstance(found, dict):
-            return self._record("delete_task", arguments, found)
-        try:
-            task = service.delete_task(
-                self.session, user_id=self.user_id, task_id=stored_id(found.id)
-            )
-        except NotFound:
-            return self._record("delete_task", arguments, _gone(found))
-        return self._record("delete_task", arguments, {"deleted": task_json(task)})
+    def delete_task(self, *, task_id: int) -> ToolResult:
+        return self._write(
+            "delete_task",
+            {"task_id": task_id},
+            statement="delete",
+            status="deleted",
+            values={"task_id": task_id},
+            task_id=task_id,
+        )
 
     def update_task(
-        self, reference: int | str, *, title: str | None = None, description: str | None = None
-    ) -> dict[str, Any]:
-        arguments = self._reference_arguments(reference)
+        self, *, task_id: int, title: str | None = None, description: str | None = None
+    ) -> ToolResult:
         changes: dict[str, Any] = {}
         if title is not None:
             changes["title"] = title
         if description is not None:
             changes["description"] = description
-        arguments.update(changes)
+        arguments = {"task_id": task_id, **changes}
+        if not changes:
+            self._take_step()
+            return self._record(
+                "update_task", arguments, tool_error("invalid", "Give a title or a description.")
+            )
         try:
             data = TaskUpdate.model_validate(changes)
         except ValidationError as error:
-            return self._record("update_task", arguments, _error("invalid", _first_message(error)))
-        found = self._resolve(reference)
-        if isinstance(found, dict):
-            return self._record("update_task", arguments, found)
-        try:
-            task = service.update_task(
-                self.session, user_id=self.user_id, task_id=stored_id(found.id), data=data
+            self._take_step()
+            return self._record(
+                "update_task", arguments, tool_error("invalid", _first_message(error))
             )
-        except NotFound:
-            return self._record("update_task", arguments, _gone(found))
-        return self._record("update_task", arguments, {"task": task_json(task)})
+        valid = data.model_dump(exclude_unset=True)
+        return self._write(
+            "update_task",
+            arguments,
+            statement="update:" + ",".join(f for f in ("title", "description") if f in valid),
+            status="updated",
+            values={"task_id": task_id, **valid},
+            task_id=task_id,
+        )
+
+    # --- a model's call ------------------------------------------------------------------
+
+    def call(self, name: str, raw_arguments: str | None) -> ToolResult:
+        """Run the tool a model asked for, its arguments given as the JSON text the model wrote.
+        An unknown tool, unreadable JSON or invalid arguments are recorded as a tool error for
+        the model to read and correct; nothing runs."""
+        try:
+            parsed = json.loads(raw_arguments) if raw_arguments and raw_arguments.strip() else {}
+        except ValueError:
+            self._take_step()
+            return self._record(
+                name, {}, tool_error("invalid_arguments", "The arguments are not valid JSON.")
+            )
+        if not isinstance(parsed, dict):
+            self._take_step()
+            return self._record(
+                name, {}, tool_error("invalid_arguments", "The arguments must be a JSON object.")
+            )
+        entry = _DISPATCH.get(name)
+        if entry is None:
+            self._take_step()
+            known = ", ".join(sorted(TOOL_NAMES))
+            return self._record(
+                name, parsed, tool_error("unknown_tool", f"No tool {name!r}; use one of: {known}.")
+            )
+        model, run = entry
+        try:
+            arguments = model.model_validate(parsed)
+        except ValidationError as error:
+            self._take_step()
+            return self._record(
+                name, parsed, tool_error("invalid_arguments", _first_message(error))
+            )
+        return run(self, arguments)
+
+    # --- references (the built-in assistant) ---------------------------------------------
+
+    def find_task(self, title: str) -> int | ToolResult:
+        """A task's id by title: an exact (case-insensitive) match, else a unique partial one;
+        a ``not_found`` or ``ambiguous`` error otherwise. A read: not a tool call."""
+        wanted = title.casefold()
+        tasks = service.list_tasks(self.session, user_id=self.user_id, limit=500)
+        exact = [t for t in tasks if t.title.casefold() == wanted]
+        partial = exact or [t for t in tasks if wanted in t.title.casefold()]
+        if len(partial) == 1:
+            return stored_id(partial[0].id)
+        if not partial:
+            return tool_error("not_found", f"No task matches “{title}”.")
+        return tool_error(
+            "ambiguous",
+            f"Several tasks match “{title}”.",
+            candidates=[task_json(t) for t in partial[:10]],
+        )
 
 
-def _gone(task: TaskPublic) -> dict[str, Any]:
-    # Found a moment ago, deleted (by another request) before the change: the same answer as
-    # a task that was never there, recorded as the tool's result rather than failing the turn.
-    return _error("not_found", f"No task {stored_id(task.id)}.")
+def _no_task(task_id: int) -> ToolResult:
+    return tool_error("not_found", f"No task {task_id}.")
 
 
-def _first_message(error: ValidationError) -> str:
-    first = error.errors()[0]
-    field_name = ".".join(str(part) for part in first["loc"])
-    return f"{field_name}: {first['msg']}"
+def _run_add(tools: TaskTools, arguments: BaseModel) -> ToolResult:
+    assert isinstance(arguments, AddTaskArguments)  # noqa: S101  (paired in _DISPATCH)
+    return tools.add_task(title=arguments.title, description=arguments.description)
+
+
+def _run_list(tools: TaskTools, arguments: BaseModel) -> ToolResult:
+    assert isinstance(arguments, ListTasksArguments)  # noqa: S101
+    return tools.list_tasks(status=arguments.status)
+
+
+def _run_complete(tools: TaskTools, arguments: BaseModel) -> ToolResult:
+    assert isinstance(arguments, TaskIdArguments)  # noqa: S101
+    return tools.complete_task(task_id=arguments.task_id)
+
+
+def _run_reopen(tools: TaskTools, arguments: BaseModel) -> ToolResult:
+    assert isinstance(arguments, TaskIdArguments)  # noqa: S101
+    return tools.reopen_task(task_id=arguments.task_id)
+
+
+def _run_delete(tools: TaskTools, arguments: BaseModel) -> ToolResult:
+    assert isinstance(arguments, TaskIdArguments)  # noqa: S101
+    return tools.delete_task(task_id=arguments.task_id)
+
+
+def _run_update(tools: TaskTools, arguments: BaseModel) -> ToolResult:
+    assert isinstance(arguments, UpdateTaskArguments)  # noqa: S101
+    return tools.update_task(
+        task_id=arguments.task_id, title=arguments.title, description=arguments.description
+    )
+
+
+_DISPATCH: dict[str, tuple[type[BaseModel], Callable[[TaskTools, BaseModel], ToolResult]]] = {
+    "add_task": (AddTaskArguments, _run_add),
+    "list_tasks": (ListTasksArguments, _run_list),
+    "complete_task": (TaskIdArguments, _run_complete),
+    "reopen_task": (TaskIdArguments, _run_reopen),
+    "delete_task": (TaskIdArguments, _run_delete),
+    "update_task": (UpdateTaskArguments, _run_update),
+}

@@ -113,7 +113,7 @@ def test_builtin_assistant_reopens_deletes_renames_and_describes(
     described = act("set the description of it to due friday")
     assert described["result"]["task"]["description"] == "due friday"
     deleted = act("delete that one")
-    assert (deleted["name"], deleted["result"]["deleted"]["id"]) == ("delete_task", tid)
+    assert (deleted["name"], deleted["result"]["task"]["id"]) == ("delete_task", tid)
     gone = act("delete it")
     assert gone["result"]["error"] == "not_found"
 
@@ -139,7 +139,7 @@ def test_builtin_assistant_reports_ambiguous_titles(
     make_task(alice, "call mom")
     make_task(alice, "call dad")
     body = send_chat(alice, "complete call").json()
-    assert body["tool_calls"][0]["result"]["error"] == "ambiguous"
+    assert body["tool_calls"] == []  # looking a title up is a read, not a tool call
     assert "call mom" in body["response"]
     assert "call dad" in body["response"]
 

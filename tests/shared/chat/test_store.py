@@ -145,6 +145,8 @@ def test_store_history_window_is_a_backward_index_scan_at_any_length(
             "title": "t",
             "content": "q",
             "window": 20,
+            "turn_limit": 30,  # the per-user limit on: its counter is read in this statement
+            "rate_window_seconds": 60,
         }
         taking_over = {"user_id": alice, "key": "k", "now": now, "lease_until": now, "window": 20}
         for statement, parameters in (

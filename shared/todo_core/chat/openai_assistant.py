@@ -1,0 +1,216 @@
+"""``CHAT_ASSISTANT=openai``: a model behind any OpenAI-compatible Chat Completions endpoint
+(OpenAI, OpenRouter, Gemini's OpenAI-compatible endpoint, Groq, Ollama, vLLM), with the task
+tools as function tools.
+
+A turn loops: model -> tool calls -> model -> ... -> text, at most ``CHAT_MAX_TOOL_ROUNDS`` model
+calls that ask for tools. Every model call shares one budget, ``CHAT_MODEL_TIMEOUT_SECONDS``,
+which fits inside the chat function's timeout; the SDK's own retries are off (its default would
+wait up to 60 s on a Retry-After) and this module retries a rate limit, a 5xx or a refused
+connection itself, only while the wait still fits the budget.
+
+Each failure becomes a typed error (see the README's table): a timeout 504, a provider that is
+rate limiting, failing or unreachable 503 with Retry-After, a rejected key, a malformed answer or
+too many rounds 502. Logs name the failure's type and status only: never the message, the
+model's text or the key. Only the chat function imports this module (and so the SDK).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import openai
+from openai import OpenAI
+
+from todo_core.chat.model_messages import (
+    ModelMessage,
+    assistant_tool_round,
+    history_messages,
+    replayed_rounds,
+    tool_message,
+)
+from todo_core.chat.tools import TOOL_SCHEMAS, TaskTools
+from todo_core.chat.types import AssistantReply, HistoryMessage
+from todo_core.errors import AssistantFailed, AssistantTimedOut, AssistantUnavailable
+from todo_core.observability import logger
+from todo_core.settings import Settings
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant that manages the user's todo list with the tools you are given."
+    " Use a tool for every change; refer to tasks by the ids the tools return; when the user"
+    " says 'it' or 'that one', they mean the task of the most recent tool result. Keep answers"
+    " short."
+)
+RETRY_AFTER_DEFAULT_SECONDS = 2
+RETRY_AFTER_MAX_SECONDS = 60
+INLINE_RETRY_MAX_SECONDS = 2
+"""A provider asking for a longer wait than this gets it from the client (503 + Retry-After)."""
+MINIMUM_CALL_SECONDS = 1.0
+"""A retry is made only if this much of the budget is left after its wait."""
+
+_clients: dict[tuple[str, str | None, float], OpenAI] = {}
+
+
+def client_for(settings: Settings) -> OpenAI:
+    """One client per container (and per key: a rotated key gets a new one), so its connection
+    pool and TLS sessions serve every warm turn."""
+    assert settings.openai_api_key is not None  # noqa: S101  (settings require it)
+    cache_key = (
+        settings.openai_api_key,
+        settings.openai_base_url,
+        settings.chat_model_timeout_seconds,
+    )
+    client = _clients.get(cache_key)
+    if client is None:
+        _clients.clear()
+        client = OpenAI(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            timeout=settings.chat_model_timeout_seconds,
+            max_retries=0,
+        )
+        _clients[cache_key] = client
+    return client
+
+
+def _retry_after_seconds(error: openai.APIStatusError) -> int:
+    headers = error.response.headers
+    raw_ms = headers.get("retry-after-ms")
+    raw = headers.get("retry-after")
+    try:
+        seconds = float(raw_ms) / 1000 if raw_ms else float(raw) if raw else None
+    except ValueError:
+        seconds = None  # an HTTP date, or nonsense: our default
+    if seconds is None or not math.isfinite(seconds):
+        return RETRY_AFTER_DEFAULT_SECONDS
+    return min(RETRY_AFTER_MAX_SECONDS, max(1, math.ceil(seconds)))
+
+
+class _Budget:
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+class OpenAIAssistant:
+    """The model, its tools bound to one user's :class:`TaskTools`."""
+
+    def __init__(self, tools: TaskTools, settings: Settings, client: OpenAI) -> None:
+        self.tools = tools
+        self.settings = settings
+        self.client = client
+
+    def reply(
+        self, history: Sequence[HistoryMessage], message: str, *, user_id: str
+    ) -> AssistantReply:
+        messages: list[ModelMessage] = [
+            {
+                "role": "system",
+                "content": self.settings.chat_system_prompt or DEFAULT_SYSTEM_PROMPT,
+            },
+            *history_messages(history, budget_chars=self.settings.chat_history_chars),
+            {"role": "user", "content": message},
+        ]
+        # A retried turn: the calls the first attempt made (and recorded) are past rounds here.
+        replayed = self.tools.resume()
+        if replayed and self.tools.user_message_id is not None:
+            messages.extend(replayed_rounds(self.tools.user_message_id, replayed))
+        budget = _Budget(self.settings.chat_model_timeout_seconds)
+        while self.tools.round <= self.settings.chat_max_tool_rounds:
+            answer = self._complete(messages, budget)
+            calls = answer.tool_calls or []
+            if not calls:
+                text = (answer.content or "").strip()
+                if not text:
+                    logger.error("model answered with neither text nor tool calls")
+                    raise AssistantFailed()
+                return AssistantReply(text, list(self.tools.calls))
+            self._run_round(messages, calls)
+            self.tools.round += 1
+        logger.error(
+            "model asked for tools more than %d rounds", self.settings.chat_max_tool_rounds
+        )
+        raise AssistantFailed("The assistant did not finish; your message was saved")
+
+    def _run_round(self, messages: list[ModelMessage], calls: list[Any]) -> None:
+        """Run one round of tool calls; append the model's request and each call's result."""
+        asked = [(str(c.id), str(c.function.name), c.function.arguments or "{}") for c in calls]
+        messages.append(assistant_tool_round(asked))
+        for call_id, name, arguments in asked:
+            messages.append(tool_message(call_id, self.tools.call(name, arguments)))
+
+    def _complete(self, messages: list[ModelMessage], budget: _Budget) -> Any:
+        """One model call (retried within the budget when the provider says so): the choice's
+        message."""
+        retries = self.settings.chat_model_max_retries
+        while True:
+            remaining = budget.remaining()
+            if remaining <= 0:
+                logger.warning("model budget spent before the call")
+                raise AssistantTimedOut()
+            try:
+                completion = self.client.chat.completions.create(
+                    model=str(self.settings.chat_model),
+                    messages=messages,  # type: ignore[arg-type]
+                    tools=TOOL_SCHEMAS,  # type: ignore[arg-type]
+                    timeout=remaining,
+                )
+            except openai.APITimeoutError:
+                logger.warning("model call timed out")
+                raise AssistantTimedOut() from None
+            except (
+                openai.APIConnectionError,
+                openai.RateLimitError,
+                openai.InternalServerError,
+            ) as error:
+                status = getattr(error, "status_code", None)
+                wait = (
+                    _retry_after_seconds(error)
+                    if isinstance(error, openai.APIStatusError)
+                    else RETRY_AFTER_DEFAULT_SECONDS
+                )
+                logger.warning("model unavailable: %s status=%s", type(error).__name__, status)
+                # A short wait that fits the budget is spent here; a long one is the client's.
+                if (
+                    retries > 0
+                    and wait <= INLINE_RETRY_MAX_SECONDS
+                    and wait + MINIMUM_CALL_SECONDS <= budget.remaining()
+                ):
+                    retries -= 1
+                    time.sleep(wait)
+                    continue
+                raise AssistantUnavailable(retry_after_seconds=wait) from None
+            except openai.APIStatusError as error:
+                # 401/403 (the key), 400/404/422 (the model name, the request): retrying with the
+                # same configuration cannot help.
+                logger.error(
+                    "model refused the call: %s status=%s", type(error).__name__, error.status_code
+                )
+                raise AssistantFailed() from None
+            except (openai.APIResponseValidationError, ValueError) as error:
+                logger.error("model answer unreadable: %s", type(error).__name__)
+                raise AssistantFailed() from None
+            return _first_message(completion)
+
+
+def _first_message(completion: Any) -> Any:
+    try:
+        message = completion.choices[0].message
+    except (AttributeError, IndexError, TypeError):
+        message = None
+    if message is None:
+        logger.error("model answer has no message")
+        raise AssistantFailed()
+    for call in message.tool_calls or []:
+        if getattr(call, "function", None) is None or not getattr(call, "id", None):
+            logger.error("model answer has a malformed tool call")
+            raise AssistantFailed()
+    return message
+
+
+def create_openai_assistant(tools: TaskTools, settings: Settings) -> OpenAIAssistant:
+    return OpenAIAssistant(tools, settings, client_for(settings))

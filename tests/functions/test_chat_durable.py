@@ -1,0 +1,205 @@
+"""Durable turns: an attempt killed between a tool's effect and the reply, then retried with the
+same Idempotency-Key, never runs a tool call twice, with either assistant. The whole suite also
+runs through PgBouncer (``make pytest-pgbouncer``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from fakeopenai import FakeOpenAI, error, reply, tool_calls
+from tests.api_client import ApiClient, Response
+from tests.conftest import functions_environment
+from todo_core.chat import store as store_module
+from todo_core.chat import tools as tools_module
+
+KEY = "durable-turn-1"
+
+
+class Crash(RuntimeError):
+    """The attempt dies here (a bug, a lost container): nothing catches it on purpose."""
+
+
+@pytest.fixture
+def chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Response]:
+    def send(user_id: str, message: str) -> Response:
+        return api.post(
+            f"/api/{user_id}/chat",
+            token=token_for(user_id),
+            json_body={"message": message},
+            headers={"idempotency-key": KEY},
+        )
+
+    return send
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key="durable-key") as server:
+        yield server
+
+
+@pytest.fixture(params=["builtin", "openai"])
+def assistant(
+    request: pytest.FixtureRequest, fake: FakeOpenAI, app_environment: dict[str, str]
+) -> Iterator[str]:
+    fake.reset()
+    environment = {"CHAT_ASSISTANT": request.param}
+    if request.param == "openai":
+        environment |= {
+            "OPENAI_API_KEY": "durable-key",
+            "OPENAI_BASE_URL": fake.base_url,
+            "CHAT_MODEL": "fake-model",
+            "CHAT_MODEL_MAX_RETRIES": "0",
+        }
+    with functions_environment(environment):
+        yield request.param
+    fake.reset()
+
+
+def _rows(direct_url: str, query: str, *args: object) -> list[tuple[Any, ...]]:
+    with psycopg.connect(direct_url, autocommit=True) as connection:
+        return connection.execute(query, args).fetchall()
+
+
+def _execute(direct_url: str, statement: str) -> None:
+    with psycopg.connect(direct_url, autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def _tasks(direct_url: str, user_id: str) -> list[str]:
+    return [r[0] for r in _rows(direct_url, "SELECT title FROM task WHERE user_id = %s", user_id)]
+
+
+def _crash_once_after_a_tool_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tool's write and its record commit; then the attempt dies."""
+    original = tools_module.run_recorded
+    crashed: list[bool] = []
+
+    def write_then_crash(*args: Any, **kwargs: Any) -> Any:
+        row = original(*args, **kwargs)
+        if not crashed:
+            crashed.append(True)
+            raise Crash("after the tool's effect")
+        return row
+
+    monkeypatch.setattr(tools_module, "run_recorded", write_then_crash)
+
+
+def _crash_once_storing_the_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = store_module.finish_turn
+    crashed: list[bool] = []
+
+    def crash_then_store(*args: Any, **kwargs: Any) -> Any:
+        if not crashed:
+            crashed.append(True)
+            raise Crash("before the reply was stored")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "finish_turn", crash_then_store)
+
+
+def _assert_one_turn_one_task(direct_url: str, user_id: str, retried: Response) -> None:
+    assert retried.status == 200, retried.body
+    assert _tasks(direct_url, user_id) == ["buy milk"]  # the tool ran once
+    [(question_id,)] = _rows(direct_url, "SELECT id FROM message WHERE role = 'user'")
+    assert _rows(
+        direct_url, "SELECT step, name FROM chat_tool_step WHERE user_message_id = %s", question_id
+    ) == [(0, "add_task")]
+    [call] = retried.json()["tool_calls"]
+    assert (call["name"], call["result"]["status"], call["result"]["title"]) == (
+        "add_task",
+        "created",
+        "buy milk",
+    )
+    assert [r[0] for r in _rows(direct_url, "SELECT role FROM message ORDER BY id")] == [
+        "user",
+        "assistant",
+    ]
+
+
+def test_chat_durable_assistant_failing_after_a_tool_retry_runs_no_tool_again(
+    assistant: str,
+    fake: FakeOpenAI,
+    chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if assistant == "openai":
+        # The model asks for the tool, then its provider fails before the model's answer.
+        fake.script(tool_calls(("add_task", {"title": "buy milk"})), error(500))
+        failed_status = 503
+    else:
+        _crash_once_after_a_tool_write(monkeypatch)
+        failed_status = 502
+    failed = chat(alice, "add buy milk")
+    assert failed.status == failed_status, failed.body
+    assert _tasks(direct_url, alice) == ["buy milk"]  # the effect committed with its record
+    retried = chat(alice, "add buy milk")
+    _assert_one_turn_one_task(direct_url, alice, retried)
+    if assistant == "openai":
+        # The retry gave the model the recorded call and its result; it did not ask again.
+        last = fake.requests[-1].messages
+        asked = [m for m in last if m.get("tool_calls")]
+        assert [c["function"]["name"] for m in asked for c in m["tool_calls"]] == ["add_task"]
+        result = next(m for m in last if m["role"] == "tool")
+        assert json.loads(result["content"])["title"] == "buy milk"
+
+
+def test_chat_durable_attempt_dying_before_the_reply_is_taken_over_without_repeating(
+    assistant: str,
+    fake: FakeOpenAI,
+    chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _crash_once_storing_the_reply(monkeypatch)
+    if assistant == "openai":
+        fake.script(tool_calls(("add_task", {"title": "buy milk"})), reply("Added it."))
+    died = chat(alice, "add buy milk")
+    assert died.status == 500
+    assert _tasks(direct_url, alice) == ["buy milk"]
+    # The dead attempt still holds the key's lease; once it has run out, a retry takes over.
+    _execute(direct_url, "UPDATE idempotency_key SET locked_until = now() - interval '1 second'")
+    retried = chat(alice, "add buy milk")
+    _assert_one_turn_one_task(direct_url, alice, retried)
+
+
+def test_chat_durable_model_resumes_after_its_second_round(
+    fake: FakeOpenAI,
+    app_environment: dict[str, str],
+    chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+) -> None:
+    fake.reset()
+    fake.script(
+        tool_calls(("add_task", {"title": "one"}), ("add_task", {"title": "two"})),
+        tool_calls(("complete_task", {"task_id": "1"}), ("list_tasks", {})),
+        error(503),
+    )
+    environment = {
+        "CHAT_ASSISTANT": "openai",
+        "OPENAI_API_KEY": "durable-key",
+        "OPENAI_BASE_URL": fake.base_url,
+        "CHAT_MODEL": "fake-model",
+        "CHAT_MODEL_MAX_RETRIES": "0",
+    }
+    with functions_environment(environment):
+        assert chat(alice, "add one; two").status == 503
+        retried = chat(alice, "add one; two")
+    assert retried.status == 200, retried.body
+    assert sorted(_tasks(direct_url, alice)) == ["one", "two"]
+    steps = _rows(direct_url, "SELECT step, round, name FROM chat_tool_step ORDER BY step")
+    assert steps == [(0, 0, "add_task"), (1, 0, "add_task"), (2, 1, "complete_task")]
+    names = [c["name"] for c in retried.json()["tool_calls"]]
+    assert names == ["add_task", "add_task", "complete_task"]  # replayed; the read is not
+    replayed = [m for m in fake.requests[-1].messages if m.get("tool_calls")]
+    assert [len(m["tool_calls"]) for m in replayed] == [2, 1]  # regrouped by round
+    fake.reset()

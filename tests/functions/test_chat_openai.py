@@ -1,0 +1,290 @@
+"""CHAT_ASSISTANT=openai through the real chat function, the real SDK over real HTTP, and the
+fake OpenAI-compatible server (infra/fakeopenai): tool calls, history, and every failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from fakeopenai import FakeOpenAI, error, hang, malformed, reply, tool_calls
+from fakeopenai.server import ScriptedResponse, refused_base_url
+from tests.api_client import ApiClient, Response
+from tests.conftest import ROOT, functions_environment
+
+KEY = "turn-openai-1"
+SECRET_MESSAGE = "add pick up the confidential parcel"
+FAKE_KEY = "sk-fake-5ecret-key-value"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=FAKE_KEY) as server:
+        yield server
+
+
+def _model_environment(base_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "CHAT_ASSISTANT": "openai",
+        "OPENAI_API_KEY": FAKE_KEY,
+        "OPENAI_BASE_URL": base_url,
+        "CHAT_MODEL": "fake-model",
+        "CHAT_MODEL_TIMEOUT_SECONDS": "2",
+        "CHAT_MODEL_MAX_RETRIES": "0",
+        "CHAT_MAX_TOOL_ROUNDS": "3",
+        **extra,
+    }
+
+
+@pytest.fixture
+def model(fake: FakeOpenAI, app_environment: dict[str, str]) -> Iterator[FakeOpenAI]:
+    """The chat function answers with the fake model (its queue and log emptied)."""
+    fake.reset()
+    with functions_environment(_model_environment(fake.base_url)):
+        yield fake
+    fake.reset()
+
+
+@pytest.fixture
+def chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Response]:
+    def send(
+        user_id: str, message: str, conversation_id: int | None = None, key: str | None = None
+    ) -> Response:
+        body: dict[str, Any] = {"message": message}
+        if conversation_id is not None:
+            body["conversation_id"] = conversation_id
+        headers = {"idempotency-key": key} if key is not None else {}
+        return api.post(
+            f"/api/{user_id}/chat", token=token_for(user_id), json_body=body, headers=headers
+        )
+
+    return send
+
+
+def _messages(direct_url: str) -> list[tuple[str, str, int | None]]:
+    with psycopg.connect(direct_url) as connection:
+        return connection.execute(
+            "SELECT role, content, reply_to_id FROM message ORDER BY coalesce(reply_to_id, id), id"
+        ).fetchall()
+
+
+def test_chat_openai_conversation_drives_the_task_tools(
+    model: FakeOpenAI,
+    chat: Callable[..., Response],
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+) -> None:
+    added = chat(alice, "add buy milk")
+    assert added.status == 200, added.body
+    [call] = added.json()["tool_calls"]
+    assert (call["name"], call["arguments"]) == ("add_task", {"title": "buy milk"})
+    task_id = call["result"]["task_id"]
+    assert added.json()["response"] == f"Created “buy milk” (task {task_id})."
+    conversation = added.json()["conversation_id"]
+    tasks_url = f"/api/{alice}/tasks/{task_id}"
+    assert api.get(tasks_url, token=token_for(alice)).json()["title"] == "buy milk"
+
+    listed = chat(alice, "list my tasks", conversation).json()
+    assert listed["tool_calls"][0]["result"]["count"] == 1
+
+    completed = chat(alice, "complete it", conversation)
+    assert completed.json()["tool_calls"][0]["arguments"] == {"task_id": task_id}
+    assert api.get(tasks_url, token=token_for(alice)).json()["completed"] is True
+    # "it" was resolvable because the model saw the earlier turns' tool calls and results.
+    seen = model.requests[-2].messages  # the completion call that asked for complete_task
+    [first_round] = [m for m in seen if m.get("tool_calls")][:1]
+    assert first_round["tool_calls"][0]["function"]["name"] == "add_task"
+    result_message = next(
+        m for m in seen if m.get("tool_call_id") == first_round["tool_calls"][0]["id"]
+    )
+    assert json.loads(result_message["content"])["task_id"] == task_id
+
+    deleted = chat(alice, "delete it", conversation)
+    assert deleted.json()["tool_calls"][0]["result"]["status"] == "deleted"
+    assert api.get(tasks_url, token=token_for(alice)).status == 404
+
+
+def test_chat_openai_sends_model_tools_and_key(
+    model: FakeOpenAI, chat: Callable[..., Response], alice: str
+) -> None:
+    assert chat(alice, "hello").status == 200
+    [request] = model.requests
+    assert request.headers["authorization"] == f"Bearer {FAKE_KEY}"
+    assert request.body is not None
+    assert request.body["model"] == "fake-model"
+    names = {tool["function"]["name"] for tool in request.body["tools"]}
+    assert {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"} <= names
+    assert [m["role"] for m in request.messages] == ["system", "user"]
+
+
+def test_chat_openai_bad_tool_call_goes_back_to_the_model(
+    model: FakeOpenAI, chat: Callable[..., Response], alice: str
+) -> None:
+    model.script(
+        tool_calls(("add_task", "{oops"), ("delete_task", {"task_id": 5, "user_id": "bob"})),
+        reply("Sorry, I could not do that."),
+    )
+    response = chat(alice, "do something odd")
+    assert response.status == 200
+    results = [c["result"]["error"] for c in response.json()["tool_calls"]]
+    assert results == ["invalid_arguments", "invalid_arguments"]
+    tool_answers = [m for m in model.requests[-1].messages if m["role"] == "tool"]
+    assert [json.loads(m["content"])["error"] for m in tool_answers] == results
+
+
+FAILURES: list[tuple[str, list[ScriptedResponse], int, str | None]] = [
+    ("rate_limited", [error(429, retry_after="7")], 503, "7"),
+    ("server_error", [error(500)], 503, "2"),
+    ("overloaded", [error(503)], 503, "2"),
+    ("bad_key", [error(401)], 502, None),
+    ("malformed", [malformed()], 502, None),
+    ("timeout", [hang(5)], 504, "1"),
+    ("too_many_rounds", [tool_calls(("list_tasks", {}))] * 4, 502, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "retry_after"),
+    [failure[1:] for failure in FAILURES],
+    ids=[failure[0] for failure in FAILURES],
+)
+def test_chat_openai_failure_answers_as_documented_and_a_retry_completes(
+    model: FakeOpenAI,
+    chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    caplog: pytest.LogCaptureFixture,
+    script: list[ScriptedResponse],
+    status: int,
+    retry_after: str | None,
+) -> None:
+    model.script(*script)
+    failed = chat(alice, SECRET_MESSAGE, key=KEY)
+    assert failed.status == status, failed.body
+    assert failed.headers.get("retry-after") == retry_after
+    assert "your message was saved" in failed.json()["detail"] or status == 502
+    assert _messages(direct_url) == [("user", SECRET_MESSAGE, None)]  # stored, no half reply
+    model.reset()
+    retried = chat(alice, SECRET_MESSAGE, key=KEY)
+    assert retried.status == 200, retried.body
+    stored = _messages(direct_url)
+    assert [(role, content) for role, content, _ in stored] == [
+        ("user", SECRET_MESSAGE),
+        ("assistant", retried.json()["response"]),
+    ]
+    assert "confidential" not in caplog.text
+    assert FAKE_KEY not in caplog.text
+
+
+def test_chat_openai_wrong_key_is_502_and_counted(
+    fake: FakeOpenAI,
+    app_environment: dict[str, str],
+    chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.reset()
+    with functions_environment({**_model_environment(fake.base_url), "OPENAI_API_KEY": "sk-wrong"}):
+        failed = chat(alice, SECRET_MESSAGE, key=KEY)
+    assert failed.status == 502  # the provider's own 401 for a wrong key
+    assert _messages(direct_url) == [("user", SECRET_MESSAGE, None)]
+    output = capsys.readouterr().out + caplog.text
+    assert '"AssistantErrors":[1.0]' in output  # the metric counts a model's failure
+    assert "sk-wrong" not in output
+    assert "confidential" not in output
+    fake.reset()
+
+
+def test_chat_openai_refused_connection_is_503(
+    app_environment: dict[str, str], chat: Callable[..., Response], alice: str, direct_url: str
+) -> None:
+    with functions_environment(_model_environment(refused_base_url())):
+        failed = chat(alice, SECRET_MESSAGE, key=KEY)
+    assert (failed.status, failed.headers.get("retry-after")) == (503, "2")
+    assert _messages(direct_url) == [("user", SECRET_MESSAGE, None)]
+
+
+def test_chat_openai_retries_a_brief_outage_within_the_budget(
+    fake: FakeOpenAI, app_environment: dict[str, str], chat: Callable[..., Response], alice: str
+) -> None:
+    fake.reset()
+    fake.script(error(503, retry_after="1"), reply("Back."))
+    with functions_environment(
+        _model_environment(
+            fake.base_url, CHAT_MODEL_MAX_RETRIES="1", CHAT_MODEL_TIMEOUT_SECONDS="5"
+        )
+    ):
+        response = chat(alice, "hello")
+    assert (response.status, response.json()["response"]) == (200, "Back.")
+    assert len(fake.requests) == 2
+    fake.reset()
+
+
+def test_chat_openai_history_keeps_each_tool_call_with_its_result(
+    model: FakeOpenAI, chat: Callable[..., Response], alice: str
+) -> None:
+    conversation = chat(alice, "add one").json()["conversation_id"]
+    for message in ("add two", "list my tasks", "hello"):
+        assert chat(alice, message, conversation).status == 200
+    past_results = 0
+    for request in model.requests:
+        messages = request.messages
+        answered = {m["tool_call_id"] for m in messages if m["role"] == "tool"}
+        for index, message in enumerate(messages):
+            if message["role"] == "tool":
+                # Every tool result follows the assistant message that asked for it...
+                asked = [m for m in messages[:index] if m.get("tool_calls")]
+                assert message["tool_call_id"] in {c["id"] for m in asked for c in m["tool_calls"]}
+            for call in message.get("tool_calls") or []:
+                assert call["id"] in answered  # ...and every call has its result.
+        past_results = max(past_results, len(answered))
+    assert past_results >= 2  # the later turns did see the earlier turns' calls
+
+
+def test_chat_openai_sdk_is_loaded_by_the_chat_function_only(
+    app_environment: dict[str, str],
+) -> None:
+    # Configured for a model, the chat function imports the SDK at init (not in its first
+    # turn); no other function ever does. Configured for the built-in assistant, none does.
+    script = (
+        "import importlib.util, pathlib, sys\n"
+        "def load(path):\n"
+        "    spec = importlib.util.spec_from_file_location(path.parent.name, path)\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "def sdk():\n"
+        "    return any(m.split('.')[0] == 'openai' for m in sys.modules)\n"
+        "paths = sorted(pathlib.Path('functions').glob('*/app.py'))\n"
+        "for path in paths:\n"
+        "    if path.parent.name != 'chat':\n"
+        "        load(path)\n"
+        "print(sdk())\n"
+        "load(pathlib.Path('functions/chat/app.py'))\n"
+        "print(sdk())\n"
+    )
+    outputs = {}
+    for assistant in ("openai", "builtin"):
+        environment = {
+            **os.environ,
+            **_model_environment("http://127.0.0.1:9/v1"),
+            "CHAT_ASSISTANT": assistant,
+            "PYTHONPATH": str(ROOT / "shared"),
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env=environment,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs[assistant] = result.stdout.split()
+    assert outputs == {"openai": ["False", "True"], "builtin": ["False", "False"]}

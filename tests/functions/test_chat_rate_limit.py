@@ -1,0 +1,111 @@
+"""The cost guard: at most CHAT_TURNS_PER_WINDOW chat turns per user per window, checked in the
+statement that opens the turn (no extra round trip), 429 with Retry-After beyond it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from tests.api_client import ApiClient, Response
+from tests.conftest import functions_environment
+
+LIMIT = 3
+
+
+@pytest.fixture
+def limited(app_environment: dict[str, str]) -> Iterator[None]:
+    with functions_environment(
+        {"CHAT_TURNS_PER_WINDOW": str(LIMIT), "CHAT_RATE_WINDOW_SECONDS": "60"}
+    ):
+        yield
+
+
+@pytest.fixture
+def chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Response]:
+    def send(user_id: str, message: str = "hello", key: str | None = None) -> Response:
+        headers = {"idempotency-key": key} if key is not None else {}
+        return api.post(
+            f"/api/{user_id}/chat",
+            token=token_for(user_id),
+            json_body={"message": message},
+            headers=headers,
+        )
+
+    return send
+
+
+def _user_messages(direct_url: str, user_id: str) -> int:
+    with psycopg.connect(direct_url) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM message WHERE user_id = %s AND role = 'user'", (user_id,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.usefixtures("limited")
+def test_chat_rate_limit_answers_429_with_retry_after_and_stores_nothing(
+    chat: Callable[..., Response], alice: str, bob: str, direct_url: str
+) -> None:
+    assert [chat(alice).status for _ in range(LIMIT)] == [200] * LIMIT
+    refused = chat(alice, key="over-the-limit")
+    assert refused.status == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.json() == {
+        "detail": "Too many chat messages; please wait before sending another"
+    }
+    assert _user_messages(direct_url, alice) == LIMIT  # nothing stored, no key claimed
+    assert chat(bob).status == 200  # per user
+
+
+@pytest.mark.usefixtures("limited")
+def test_chat_rate_limit_window_starts_afresh(
+    chat: Callable[..., Response], alice: str, direct_url: str
+) -> None:
+    for _ in range(LIMIT):
+        assert chat(alice).status == 200
+    assert chat(alice).status == 429
+    with psycopg.connect(direct_url, autocommit=True) as connection:  # the window has passed
+        connection.execute(
+            "UPDATE chat_rate SET window_start = now() - interval '61 seconds' WHERE user_id = %s",
+            (alice,),
+        )
+    assert chat(alice).status == 200
+
+
+@pytest.mark.usefixtures("limited")
+def test_chat_rate_limit_does_not_count_a_retry_of_a_held_key(
+    chat: Callable[..., Response], alice: str
+) -> None:
+    first = chat(alice, "add milk", key="k1")
+    for _ in range(LIMIT - 1):
+        assert chat(alice).status == 200
+    replay = chat(alice, "add milk", key="k1")  # at the limit: a replay still answers
+    assert (replay.status, replay.body) == (200, first.body)
+
+
+@pytest.mark.usefixtures("limited")
+def test_chat_rate_limit_racing_turns_get_exactly_the_limit(
+    chat: Callable[..., Response], alice: str, direct_url: str
+) -> None:
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda _: chat(alice).status, range(2 * LIMIT)))
+    assert sorted(statuses) == [200] * LIMIT + [429] * LIMIT
+    assert _user_messages(direct_url, alice) == LIMIT
+
+
+@pytest.mark.usefixtures("limited")
+def test_chat_rate_limit_costs_no_round_trip(
+    chat: Callable[..., Response], alice: str, count_statements: list[str]
+) -> None:
+    count_statements.clear()
+    assert chat(alice, "something unclear").status == 200
+    assert len(count_statements) == 2  # open the turn (counted in it), store the reply
+    for _ in range(LIMIT - 1):
+        chat(alice)
+    count_statements.clear()
+    assert chat(alice).status == 429
+    assert len(count_statements) == 1
