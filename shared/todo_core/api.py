@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from todo_core.errors import AppError, ConfigurationError, PayloadTooLarge, ServiceUnavailable
 from todo_core.observability import logger
 from todo_core.settings import get_settings
+from todo_core.warmup import warm_up
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -287,4 +288,5 @@ def create_app(routes: Routes, *, route: str) -> FastAPI:
     for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(database_error, _database_unavailable_handler)
     app.add_middleware(RequestGuard)
+    warm_up(app)  # in Lambda only: the first request's once-per-container work, done at init
     return app

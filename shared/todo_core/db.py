@@ -34,6 +34,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
+from todo_core.dialect_startup import use_reported_parameters
 from todo_core.settings import Settings, get_settings
 
 _LAST_USED = "todo_core.last_used"
@@ -134,6 +135,7 @@ def _create_postgres_engine(settings: Settings) -> Engine:
         },
     )
     _install_liveness_checks(engine, idle_ping_seconds=settings.db_idle_ping_seconds)
+    use_reported_parameters(engine)
     return engine
 
 
