@@ -40,6 +40,7 @@ from todo_core.db import get_engine
 from todo_core.observability import logger
 from todo_core.secrets import secret_sources
 from todo_core.settings import get_settings
+from todo_core.snapstart import register_hooks
 
 # What the first request imports on its own (found by diffing sys.modules around it).
 FIRST_REQUEST_IMPORTS = ("queue", "anyio._backends._asyncio")
@@ -71,6 +72,7 @@ def warm_up(app: FastAPI) -> None:
     Never raises: anything that fails is left to the first request, which reports it."""
     if not in_lambda():
         return
+    register_hooks()
     for module in FIRST_REQUEST_IMPORTS:
         importlib.import_module(module)
     try:

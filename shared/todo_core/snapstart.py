@@ -1,0 +1,63 @@
+"""Lambda SnapStart: runtime hooks so that nothing unique to one execution environment survives
+into the many restored from its snapshot.
+
+Lambda snapshots the memory of an initialised environment (after the module code ran) and
+restores every new environment of that version from it. Whatever the snapshot holds is shared by
+all of them, so:
+
+* before the snapshot, the database connection is closed (warm-up opens none, but a connection
+  made during init would be restored as a socket whose server side is long gone);
+* after each restore, the engine is forgotten (the first request connects afresh), the ``random``
+  module is reseeded (otherwise each restored environment would draw the same numbers), and the
+  settings and Powertools' secret cache are dropped, so the secrets are read again: their cached
+  age would otherwise count from the snapshot's time, not the restore's, and a rotation made
+  meanwhile would be missed; Powertools Logger's per-request keys (correlation and request ids)
+  are cleared too.
+
+The hooks are registered with ``snapshot-restore-py``, which the runtime interface client calls;
+without SnapStart they are never called.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+from snapshot_restore_py import register_after_restore, register_before_snapshot
+
+from todo_core.db import reset_engine
+from todo_core.observability import logger
+from todo_core.settings import get_settings
+
+
+def before_snapshot() -> None:
+    """Close the database connection: it must not be part of the snapshot."""
+    reset_engine()
+
+
+def after_restore() -> None:
+    """Make this restored environment's state its own."""
+    random.seed()  # from os.urandom
+    reset_engine()
+    get_settings.cache_clear()
+    _clear_secret_cache()
+    logger.clear_state()
+
+
+def _clear_secret_cache() -> None:
+    # Loaded only when a store holds the secrets; otherwise there is no cache to clear.
+    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
+    if parameters is not None:
+        parameters.clear_caches()
+
+
+_registered = False
+
+
+def register_hooks() -> None:
+    """Register the two hooks once per process (every function's app calls this at import)."""
+    global _registered  # noqa: PLW0603  (one registration per process)
+    if not _registered:
+        register_before_snapshot(before_snapshot)
+        register_after_restore(after_restore)
+        _registered = True
