@@ -188,6 +188,12 @@ class _EngineCache:
             self._url = settings.database_url
         return self._engine
 
+    def drop_connections(self) -> None:
+        """Forget the pool's connections without closing them (their sockets belong to another
+        process's past: a SnapStart snapshot); keep the engine and its compiled statements."""
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+
     def cache_clear(self) -> None:
         """Dispose of the engine; the next call creates one from the current settings."""
         if self._engine is not None:
@@ -203,6 +209,11 @@ def open_session() -> Iterator[Session]:
     """A session for one request; its connection goes back to the pool when the request ends."""
     with Session(get_engine(), expire_on_commit=False, autoflush=False) as session:
         yield session
+
+
+def drop_connections() -> None:
+    """See :meth:`_EngineCache.drop_connections` (SnapStart's after-restore hook)."""
+    get_engine.drop_connections()
 
 
 def reset_engine() -> None:

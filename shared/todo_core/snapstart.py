@@ -7,12 +7,13 @@ all of them, so:
 
 * before the snapshot, the database connection is closed (warm-up opens none, but a connection
   made during init would be restored as a socket whose server side is long gone);
-* after each restore, the engine is forgotten (the first request connects afresh), the ``random``
-  module is reseeded (otherwise each restored environment would draw the same numbers), and the
-  settings and Powertools' secret cache are dropped, so the secrets are read again: their cached
-  age would otherwise count from the snapshot's time, not the restore's, and a rotation made
-  meanwhile would be missed; Powertools Logger's per-request keys (correlation and request ids)
-  are cleared too.
+* after each restore, any connection the engine holds is dropped without a word to the server
+  (the first request connects afresh; the engine and its compiled statements are kept), the
+  ``random`` module is reseeded (otherwise each restored environment would draw the same
+  numbers), and Powertools' secret cache is emptied, so the next request reads the secrets
+  again: their cached age would otherwise count from the snapshot's time, not the restore's,
+  and a rotation made meanwhile would be missed. Powertools Logger's per-request keys
+  (correlation and request ids) are cleared too.
 
 The hooks are registered with ``snapshot-restore-py``, which the runtime interface client calls;
 without SnapStart they are never called.
@@ -25,9 +26,8 @@ import sys
 
 from snapshot_restore_py import register_after_restore, register_before_snapshot
 
-from todo_core.db import reset_engine
+from todo_core.db import drop_connections, reset_engine
 from todo_core.observability import logger
-from todo_core.settings import get_settings
 
 
 def before_snapshot() -> None:
@@ -38,17 +38,18 @@ def before_snapshot() -> None:
 def after_restore() -> None:
     """Make this restored environment's state its own."""
     random.seed()  # from os.urandom
-    reset_engine()
-    get_settings.cache_clear()
+    drop_connections()
     _clear_secret_cache()
     logger.clear_state()
 
 
 def _clear_secret_cache() -> None:
-    # Loaded only when a store holds the secrets; otherwise there is no cache to clear.
-    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
-    if parameters is not None:
-        parameters.clear_caches()
+    """Empty every Powertools provider's cache of values, keeping its client (creating one
+    costs tens of milliseconds). Loaded only when a store holds the secrets."""
+    constants = sys.modules.get("aws_lambda_powertools.utilities.parameters.constants")
+    if constants is not None:
+        for provider in constants.DEFAULT_PROVIDERS.values():
+            provider.clear_cache()
 
 
 _registered = False
