@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,7 +70,6 @@ class FunctionRun:
     body: Any = None
     failure: str | None = None
     invoke_ms: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def init_seconds(self) -> float | None:

@@ -254,7 +254,12 @@ for name in sys.argv[1:]:
 layer = sorted(m.__name__ for m in list(sys.modules.values())
                if (getattr(m, "__file__", None) or "").startswith("/opt/"))
 compiled = [path for path in compiled if path.startswith("/opt/")]
-print(json.dumps({"layer_modules": layer, "compiled": compiled}))
+try:
+    open("/opt/python/written-at-run-time", "w").close()
+    read_only = False
+except OSError:
+    read_only = True
+print(json.dumps({"layer_modules": layer, "compiled": compiled, "read_only": read_only}))
 """
 
 
@@ -290,6 +295,7 @@ def test_build_layer_bytecode_is_used_at_import_on_cpython_313_aarch64(
     assert "todo_core.api" in probe["layer_modules"]
     assert "pydantic_core._pydantic_core" in probe["layer_modules"]
     assert probe["compiled"] == []
+    assert probe["read_only"] is True  # as on Lambda: nothing could have cached bytecode there
     report(
         f"\n{len(functions)} functions imported on CPython 3.13/aarch64: "
         f"{len(probe['layer_modules'])} modules from /opt, {len(probe['compiled'])} compiled"
