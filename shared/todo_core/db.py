@@ -188,11 +188,12 @@ class _EngineCache:
             self._url = settings.database_url
         return self._engine
 
-    def drop_connections(self) -> None:
-        """Forget the pool's connections without closing them (their sockets belong to another
-        process's past: a SnapStart snapshot); keep the engine and its compiled statements."""
+    def drop_connections(self, *, close: bool) -> None:
+        """Empty the pool, keeping the engine and its compiled statements. ``close=False``
+        forgets the connections without a word to the server: after a SnapStart restore their
+        sockets belong to the snapshotted environment."""
         if self._engine is not None:
-            self._engine.dispose(close=False)
+            self._engine.dispose(close=close)
 
     def cache_clear(self) -> None:
         """Dispose of the engine; the next call creates one from the current settings."""
@@ -211,9 +212,14 @@ def open_session() -> Iterator[Session]:
         yield session
 
 
-def drop_connections() -> None:
-    """See :meth:`_EngineCache.drop_connections` (SnapStart's after-restore hook)."""
-    get_engine.drop_connections()
+def close_connections() -> None:
+    """Close the pool's connections; the engine stays (SnapStart's before-snapshot hook)."""
+    get_engine.drop_connections(close=True)
+
+
+def forget_connections() -> None:
+    """Drop the pool's connections unclosed; the engine stays (SnapStart's after-restore hook)."""
+    get_engine.drop_connections(close=False)
 
 
 def reset_engine() -> None:

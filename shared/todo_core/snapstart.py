@@ -26,19 +26,19 @@ import sys
 
 from snapshot_restore_py import register_after_restore, register_before_snapshot
 
-from todo_core.db import drop_connections, reset_engine
+from todo_core.db import close_connections, forget_connections
 from todo_core.observability import logger
 
 
 def before_snapshot() -> None:
     """Close the database connection: it must not be part of the snapshot."""
-    reset_engine()
+    close_connections()
 
 
 def after_restore() -> None:
     """Make this restored environment's state its own."""
     random.seed()  # from os.urandom
-    drop_connections()
+    forget_connections()
     _clear_secret_cache()
     logger.clear_state()
 
