@@ -14,7 +14,7 @@ BETTER_AUTH := infra/better-auth
 .PHONY: help install run fake-openai token token-jwks better-auth events test pytest pytest-pgbouncer \
         pytest-embedded lint \
         format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean \
-        bench bench-quick bench-docs audit
+        bench bench-quick bench-docs audit lambda-check
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -105,11 +105,14 @@ validate: sam-tools actionlint  ## sam validate --lint, cfn-lint (app and OIDC r
 build: sam-tools  ## sam build: the layer for python3.13/arm64 and one artifact per function
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
 
+lambda-check: install build  ## Run the built functions on CPython 3.13/aarch64 (emulated) as Lambda does, one event each
+	$(BIN)/python -m lambda_check --build-dir .aws-sam/build
+
 STAGE ?= dev
 deploy: build  ## sam deploy --config-env $(STAGE) (AWS credentials from your environment)
 	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE)
 
-test: lint typecheck validate pytest pytest-pgbouncer pytest-embedded  ## Everything CI runs: lint, types, template, tests (direct, via PgBouncer, embedded)
+test: lint typecheck validate pytest pytest-pgbouncer pytest-embedded lambda-check  ## Everything CI runs: lint, types, template, tests (direct, via PgBouncer, embedded), the built functions on the target runtime
 
 audit: install  ## pip-audit the pinned runtime and dev dependencies (fails on a known vulnerability)
 	bash infra/audit.sh

@@ -1,21 +1,35 @@
 """One cold start, in a fresh process: import a function's module by path and serve one event.
 
-``python bench/cold_driver.py <app.py> <event.json>`` prints one JSON line: milliseconds to
-import the module, to serve the first event, the total since this script started, the status,
-the process's peak RSS and how many modules it has loaded. The clock starts at this file's first
-line, before anything but the interpreter itself is loaded; it imports only what the standard
-library already has in memory.
+``python bench/cold_driver.py <app.py> <event.json> [normal|no-bytecode|restore]`` prints one JSON
+line. The clock starts at this file's first line, before anything but the interpreter itself is
+loaded; it imports only what the standard library already has in memory.
+
+* ``normal``: milliseconds to import the module and to serve the first event, the total since
+  this script started, the process's CPU time after init (``init_cpu_ms``, interpreter start
+  included) and for the first event, the median CPU of five more (warm) events, the CPU of one
+  more database connection (psycopg connect and close), peak RSS and how many modules are loaded.
+* ``no-bytecode``: the same init, with every module outside the standard library compiled from
+  source as it is on Lambda when the layer ships no ``.pyc`` (/opt is read-only, so nothing is
+  ever cached there); the standard library keeps its bytecode, as Lambda's runtime has it.
+* ``restore``: SnapStart's path: init, the before-snapshot hooks, then a fork (the "restored"
+  environment) that runs the after-restore hooks and serves the first event; its CPU is the
+  child's own (a forked child's usage starts at zero).
 """
 
 import time
 
 _STARTED = time.perf_counter()
 
+import importlib.machinery  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
+import sysconfig  # noqa: E402
+
+WARM_EVENTS = 5
 
 
 class _Context:
@@ -31,10 +45,54 @@ class _Context:
         return 10_000
 
 
+def _cpu_ms() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def _compile_from_source_outside_stdlib() -> None:
+    """Ignore the bytecode of every module outside the standard library (what a layer without
+    .pyc costs): such modules are compiled from source, as the import system does without one."""
+    loader = importlib.machinery.SourceFileLoader
+    stdlib = sysconfig.get_paths()["stdlib"]
+    cached_get_code = loader.get_code
+
+    def get_code(self, fullname):
+        path = self.get_filename(fullname)
+        if path.startswith(stdlib) and "site-packages" not in path:
+            return cached_get_code(self, fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+    loader.get_code = get_code
+
+
+def _run_hooks(kind: str) -> None:
+    registry = sys.modules.get("snapshot_restore_py")
+    if registry is None:  # a floor: no hooks
+        return
+    hooks = registry.get_before_snapshot() if kind == "before" else registry.get_after_restore()
+    for hook, args, kwargs in hooks:
+        hook(*args, **kwargs)
+
+
+def _connection_cpu_ms() -> float:
+    import psycopg  # noqa: PLC0415  (already imported by the function)
+
+    samples = []
+    for _ in range(3):
+        started = _cpu_ms()
+        psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5).close()
+        samples.append(_cpu_ms() - started)
+    return statistics.median(samples)
+
+
 def main() -> None:
     source, event_path = sys.argv[1], sys.argv[2]
+    mode = sys.argv[3] if len(sys.argv) > 3 else "normal"
     with open(event_path, encoding="utf-8") as stream:
         event = json.load(stream)
+    if mode == "no-bytecode":
+        _compile_from_source_outside_stdlib()
     spec = importlib.util.spec_from_file_location("function_under_test", source)
     if spec is None or spec.loader is None:
         raise ImportError(source)
@@ -43,26 +101,52 @@ def main() -> None:
     import_started = time.perf_counter()
     spec.loader.exec_module(module)
     imported = time.perf_counter()
+    init_cpu = _cpu_ms()
     if "asyncio" in sys.modules:  # Lambda's runtime gives Mangum an event loop
         asyncio = sys.modules["asyncio"]
         asyncio.set_event_loop(asyncio.new_event_loop())
+    result = {"import_ms": (imported - import_started) * 1000, "init_cpu_ms": init_cpu}
+    if mode == "restore":
+        _run_hooks("before")
+        reader, writer = os.pipe()
+        child = os.fork()
+        if child == 0:
+            _run_hooks("after")
+            started = _cpu_ms()
+            response = module.handler(event, _Context())
+            restored = {"first_event_cpu_ms": _cpu_ms() - started, "status": response["statusCode"]}
+            os.write(writer, json.dumps(restored).encode())
+            os._exit(0)
+        os.close(writer)
+        with os.fdopen(reader) as stream:
+            result.update(json.loads(stream.read()))
+        os.waitpid(child, 0)
+        print(json.dumps(result), flush=True)
+        os._exit(0)
     response = module.handler(event, _Context())
     served = time.perf_counter()
+    first_cpu = _cpu_ms() - init_cpu
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(
-        json.dumps(
-            {
-                "import_ms": (imported - import_started) * 1000,
-                "first_event_ms": (served - imported) * 1000,
-                "total_ms": (served - _STARTED) * 1000,
-                "status": int(response["statusCode"]),
-                "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
-                "peak_rss_mb": usage.ru_maxrss / 1024,
-                "modules": len(sys.modules),
-            }
-        ),
-        flush=True,
+    result.update(
+        {
+            "first_event_ms": (served - imported) * 1000,
+            "total_ms": (served - _STARTED) * 1000,
+            "status": int(response["statusCode"]),
+            "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
+            "first_event_cpu_ms": first_cpu,
+            "peak_rss_mb": usage.ru_maxrss / 1024,
+            "modules": len(sys.modules),
+        }
     )
+    if mode == "normal":
+        warm = []
+        for _ in range(WARM_EVENTS):
+            started = _cpu_ms()
+            module.handler(event, _Context())
+            warm.append(_cpu_ms() - started)
+        result["warm_event_cpu_ms"] = statistics.median(warm)
+        result["connection_cpu_ms"] = _connection_cpu_ms()
+    print(json.dumps(result), flush=True)
     # A Lambda container is frozen, not finalized: skip the interpreter's teardown.
     os._exit(0)
 

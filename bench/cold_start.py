@@ -7,6 +7,14 @@ against PostgreSQL, beside two floors measured in the same run (interleaved):
 Target: every function within 1.15x of floor (a), peak RSS under 100 MB. The ratio is judged on
 the median CPU time of the process (user + system), which other tenants of a shared machine
 hardly move; the wall-clock ratio is printed beside it.
+
+The cold path, in CPU ms (the figure that carries over to Lambda, where the request phase gets
+the memory's share of a vCPU): each round also runs every function without bytecode outside the
+standard library (a layer without .pyc on a read-only /opt) and on SnapStart's restore path (init,
+before-snapshot hooks, fork, after-restore hooks, first event). Functions run as in Lambda
+(``AWS_LAMBDA_FUNCTION_NAME`` set, so the init-phase warm-up runs). Targets: init with bytecode at
+most 0.5x of init without; the first event after init, and after a restore, at most 1.5x a warm
+event plus one connection (psycopg connect and close, measured in the same process).
 """
 
 from __future__ import annotations
@@ -47,6 +55,12 @@ FLOORS = {
 }
 TARGET_RATIO = 1.15
 TARGET_RSS_MB = 100.0
+TARGET_BYTECODE_RATIO = 0.5
+TARGET_FIRST_EVENT_FACTOR = 1.5
+VARIANTS = ("normal", "no-bytecode", "restore")
+# Lambda gives a function one vCPU's worth of CPU at 1,769 MB, in proportion below that.
+FULL_VCPU_MB = 1769
+MEMORY_SIZES_MB = (256, 1024)
 
 
 def _seed(database: str, runs: int) -> dict[str, Any]:
@@ -58,11 +72,12 @@ def _seed(database: str, runs: int) -> dict[str, Any]:
                 "INSERT INTO task (user_id, title, completed, created_at, updated_at)"
                 " SELECT %s, 'task ' || n, false, now(), now() FROM generate_series(1, %s) AS n"
                 " RETURNING id",
-                (user_id, runs + 11),
+                (user_id, len(VARIANTS) * (runs + 1) + 11),
             )
         ]
         conversations = [
-            seed_conversation(connection, user_id=user_id, messages=20) for _ in range(runs + 2)
+            seed_conversation(connection, user_id=user_id, messages=20)
+            for _ in range(len(VARIANTS) * (runs + 1) + 2)
         ]
         connection.execute("ANALYZE")
     return {"user_id": user_id, "task_ids": task_ids, "conversations": conversations}
@@ -105,13 +120,15 @@ def _events(seed: dict[str, Any], run: int) -> dict[str, dict[str, Any]]:
     return events
 
 
-def _cold_start(source: Path, event: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+def _cold_start(
+    source: Path, event: dict[str, Any], environ: dict[str, str], mode: str = "normal"
+) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as stream:
         json.dump(event, stream)
     try:
         started = time.perf_counter()
         completed = subprocess.run(
-            [sys.executable, str(DRIVER), str(source), stream.name],
+            [sys.executable, str(DRIVER), str(source), stream.name, mode],
             env=environ,
             capture_output=True,
             text=True,
@@ -127,30 +144,135 @@ def _cold_start(source: Path, event: dict[str, Any], environ: dict[str, str]) ->
     return result
 
 
-def run(quick: bool, results_dir: Path) -> dict[str, Any]:
-    runs = 1 if quick else 11
+def run(quick: bool, results_dir: Path, runs: int | None = None) -> dict[str, Any]:
+    runs = runs or (1 if quick else 11)
     names = [*FLOORS, *sorted(routes())]
     sources = {name: FLOORS.get(name) or function_source(name) for name in names}
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    cold: dict[str, dict[str, list[dict[str, Any]]]] = {
+        variant: {name: [] for name in names} for variant in VARIANTS[1:]
+    }
     with temporary_database("cold") as database:
-        environ = {**os.environ, **app_environment(pg_url(database))}
+        environ = {
+            **os.environ,
+            **app_environment(pg_url(database)),
+            "AWS_LAMBDA_FUNCTION_NAME": "cold-start",
+        }
         seed = _seed(database, runs + 1)
         # Run 0 warms the file cache and writes bytecode; it is not counted. Then the variants
         # take turns (ABAB...), each round in a rotated order, so drift hits all of them alike.
         for round_ in range(runs + 1):
-            events = _events(seed, round_)
             order = names[round_ % len(names) :] + names[: round_ % len(names)]
-            for name in order:
-                result = _cold_start(sources[name], events[name], environ)
-                if result["status"] >= 400:
-                    raise RuntimeError(f"{name}: status {result['status']}")
-                if round_:
-                    samples[name].append(result)
+            for index, variant in enumerate(VARIANTS):
+                events = _events(seed, round_ * len(VARIANTS) + index)
+                for name in order:
+                    result = _cold_start(sources[name], events[name], environ, variant)
+                    if result["status"] >= 400:
+                        raise RuntimeError(f"{name} ({variant}): status {result['status']}")
+                    if round_ and variant == "normal":
+                        samples[name].append(result)
+                    elif round_:
+                        cold[variant][name].append(result)
     table = _summarize(samples)
     _print(table, runs)
+    cold_path = _summarize_cold_path(samples, cold)
+    _print_cold_path(cold_path, runs)
     data = {"runs": runs, "target_ratio": TARGET_RATIO, "target_rss_mb": TARGET_RSS_MB}
-    write_results(results_dir, "cold_start", {**data, "rows": table})
-    return {**data, "rows": table}
+    cold_data = {
+        "target_bytecode_ratio": TARGET_BYTECODE_RATIO,
+        "target_first_event_factor": TARGET_FIRST_EVENT_FACTOR,
+        "memory_sizes_mb": list(MEMORY_SIZES_MB),
+        "full_vcpu_mb": FULL_VCPU_MB,
+        "cold_path": cold_path,
+    }
+    write_results(results_dir, "cold_start", {**data, "rows": table, **cold_data})
+    return {**data, "rows": table, **cold_data}
+
+
+def _summarize_cold_path(
+    normal: dict[str, list[dict[str, Any]]], cold: dict[str, dict[str, list[dict[str, Any]]]]
+) -> list[dict[str, Any]]:
+    """Per function, in CPU ms: init with and without bytecode (and their per-round ratio), the
+    first event after init, a warm event, one connection, the first event after a restore, the
+    targets, and the first event's duration at each memory size's share of a vCPU."""
+    rows = []
+    for name, runs in normal.items():
+        without = cold["no-bytecode"][name]
+        restored = cold["restore"][name]
+        init = _median(runs, "init_cpu_ms")
+        ratios = [a["init_cpu_ms"] / b["init_cpu_ms"] for a, b in zip(runs, without, strict=True)]
+        first = _median(runs, "first_event_cpu_ms")
+        warm = _median(runs, "warm_event_cpu_ms")
+        connection = _median(runs, "connection_cpu_ms")
+        restore_first = _median(restored, "first_event_cpu_ms")
+        budget = round(TARGET_FIRST_EVENT_FACTOR * warm + connection, 2)
+        bytecode_ratio = round(statistics.median(ratios), 3)
+        rows.append(
+            {
+                "name": name,
+                "init_cpu_ms": init,
+                "init_cpu_ms_no_bytecode": _median(without, "init_cpu_ms"),
+                "init_bytecode_ratio": bytecode_ratio,
+                "first_event_cpu_ms": first,
+                "warm_event_cpu_ms": warm,
+                "connection_cpu_ms": connection,
+                "first_event_budget_cpu_ms": budget,
+                "restore_first_event_cpu_ms": restore_first,
+                "first_event_ms_at_memory": {
+                    str(mb): round(first * FULL_VCPU_MB / mb, 1) for mb in MEMORY_SIZES_MB
+                },
+                "meets_cold_path_targets": name in FLOORS
+                or (
+                    bytecode_ratio <= TARGET_BYTECODE_RATIO
+                    and first <= budget
+                    and restore_first <= budget
+                ),
+            }
+        )
+    return rows
+
+
+def _print_cold_path(rows: list[dict[str, Any]], runs: int) -> None:
+    print_table(
+        f"1b. Cold path in CPU ms (median of {runs} fresh processes per variant)",
+        [
+            "function",
+            "init",
+            "init, no .pyc",
+            "ratio",
+            "1st event",
+            "warm event",
+            "connection",
+            "budget",
+            "restore 1st",
+            *(f"1st @{mb} MB ms" for mb in MEMORY_SIZES_MB),
+            "target",
+        ],
+        [
+            [
+                r["name"],
+                r["init_cpu_ms"],
+                r["init_cpu_ms_no_bytecode"],
+                r["init_bytecode_ratio"],
+                r["first_event_cpu_ms"],
+                r["warm_event_cpu_ms"],
+                r["connection_cpu_ms"],
+                r["first_event_budget_cpu_ms"],
+                r["restore_first_event_cpu_ms"],
+                *(r["first_event_ms_at_memory"][str(mb)] for mb in MEMORY_SIZES_MB),
+                "-"
+                if r["name"] in FLOORS
+                else ("ok" if r["meets_cold_path_targets"] else "MISSED"),
+            ]
+            for r in rows
+        ],
+    )
+    print(
+        f"targets: init <= {TARGET_BYTECODE_RATIO}x init without bytecode (median of per-round"
+        f" ratios); first event and restore first event <= budget = {TARGET_FIRST_EVENT_FACTOR}x"
+        " warm event + one connection. '1st @N MB': the first event's CPU at N MB's share of a"
+        f" vCPU (N/{FULL_VCPU_MB})"
+    )
 
 
 def _median(samples: Sequence[dict[str, Any]], key: str) -> float:

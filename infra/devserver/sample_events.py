@@ -45,6 +45,22 @@ SAMPLE_REQUESTS: dict[str, dict[str, Any]] = {
     "ListMessagesFunction": {"query": "limit=50"},
 }
 
+# The status each sample answers against a database holding the sample user's task and
+# conversation (the test suite and `make lambda-check` check it).
+EXPECTED_STATUS = {
+    "health.json": 200,
+    "list_tasks.json": 200,
+    "create_task.json": 201,
+    "get_task.json": 200,
+    "update_task.json": 200,
+    "delete_task.json": 204,
+    "toggle_task.json": 200,
+    "chat.json": 200,
+    "list_conversations.json": 200,
+    "list_messages.json": 200,
+    "delete_conversation.json": 204,
+}
+
 
 def sample_token(user_id: str = SAMPLE_USER_ID) -> str:
     return jwt.encode(

@@ -25,6 +25,7 @@ from todo_core.errors import AppError, ConfigurationError, PayloadTooLarge, Serv
 from todo_core.observability import logger
 from todo_core.raw_path import RouteOnRawPath
 from todo_core.settings import get_settings
+from todo_core.warmup import warm_up
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -314,4 +315,5 @@ def create_app(routes: Routes, *, route: str) -> FastAPI:
     app.add_middleware(input_errors.Utf8Bodies)
     app.add_middleware(RouteOnRawPath)
     app.add_middleware(RequestGuard)
+    warm_up(app)  # in Lambda only: the first request's once-per-container work, done at init
     return app

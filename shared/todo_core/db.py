@@ -29,6 +29,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
+from todo_core.dialect_startup import use_reported_parameters
 from todo_core.settings import Settings, get_settings
 
 _LAST_USED = "todo_core.last_used"
@@ -116,6 +117,7 @@ def _create_postgres_engine(settings: Settings) -> Engine:
         },
     )
     _install_liveness_checks(engine, idle_ping_seconds=settings.db_idle_ping_seconds)
+    use_reported_parameters(engine)
     return engine
 
 
@@ -141,6 +143,13 @@ class _EngineCache:
             self._url = settings.database_url
         return self._engine
 
+    def drop_connections(self, *, close: bool) -> None:
+        """Empty the pool, keeping the engine and its compiled statements. ``close=False``
+        forgets the connections without a word to the server: after a SnapStart restore their
+        sockets belong to the snapshotted environment."""
+        if self._engine is not None:
+            self._engine.dispose(close=close)
+
     def cache_clear(self) -> None:
         """Dispose of the engine; the next call creates one from the current settings."""
         if self._engine is not None:
@@ -159,6 +168,16 @@ async def open_session() -> AsyncIterator[Session]:
     on a worker thread (see :mod:`todo_core.deps` for why that is sound)."""
     with Session(get_engine(), expire_on_commit=False, autoflush=False) as session:
         yield session
+
+
+def close_connections() -> None:
+    """Close the pool's connections; the engine stays (SnapStart's before-snapshot hook)."""
+    get_engine.drop_connections(close=True)
+
+
+def forget_connections() -> None:
+    """Drop the pool's connections unclosed; the engine stays (SnapStart's after-restore hook)."""
+    get_engine.drop_connections(close=False)
 
 
 def reset_engine() -> None:

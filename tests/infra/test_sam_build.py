@@ -1,14 +1,18 @@
-"""`sam build` as CI and a user run it (no Docker, no Python 3.13 needed), then the artifacts that
-`sam deploy` would upload, zipped and unpacked again: the layer holds the package under its own
-name and only the pinned runtime dependencies, every wheel is for CPython 3.13 on arm64, every
+"""`sam build` as CI and a user run it (no Docker, no python3.13 on the PATH: the build brings
+Debian 13's, cached outside the clone), then the artifacts that `sam deploy` would upload, zipped
+and unpacked again: the layer holds the package under its own name and only the pinned runtime
+dependencies, every wheel is for CPython 3.13 on arm64, every module has CPython 3.13 bytecode that
+a read-only /opt uses at import (tried on CPython 3.13 for aarch64, see infra/lambda_check), every
 function's artifact is its handler module alone, and the layer fits Lambda's limits."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from email.parser import Parser
@@ -17,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from devserver.template import load_template
+from lambda_check import sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".tools" / "sam" / "bin" / "sam"
@@ -125,7 +130,6 @@ def test_build_layer_holds_the_package_under_its_own_name(unpacked: dict[str, Pa
     source = ROOT / "shared" / PACKAGE
     expected = {p.relative_to(source) for p in source.rglob("*.py")}
     assert {p.relative_to(python / PACKAGE) for p in (python / PACKAGE).rglob("*.py")} == expected
-    assert not list((python / PACKAGE).rglob("__pycache__"))
 
 
 def test_build_layer_holds_exactly_the_pinned_runtime_dependencies(
@@ -196,3 +200,103 @@ def test_build_layer_size_is_well_under_the_lambda_limit(
     functions = max(_size(unpacked[name]) for name in _functions())
     report(f"\nlayer unzipped: {layer / 1024 / 1024:.1f} MiB ({layer} bytes)")
     assert layer + functions < LAYER_BUDGET < LAMBDA_UNZIPPED_LIMIT
+
+
+def _cpython_313_magic() -> bytes:
+    completed = subprocess.run(
+        [
+            "bash",
+            str(sandbox.TRIXIE_PYTHON),
+            "run",
+            "-c",
+            "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return bytes.fromhex(completed.stdout.strip())
+
+
+def test_build_layer_every_module_has_unchecked_cpython_313_bytecode(
+    unpacked: dict[str, Path], report: Callable[[str], None]
+) -> None:
+    python = unpacked["SharedLayer"] / "python"
+    magic = _cpython_313_magic()
+    sources = sorted(python.rglob("*.py"))
+    assert sources
+    expected = set()
+    for source in sources:
+        cached = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        expected.add(cached)
+        header = cached.read_bytes()[:16]
+        assert header[:4] == magic, cached
+        # PEP 552 flags: bit 0 = hash-based, bit 1 = check the source. Hash-based and unchecked:
+        # the import trusts it without the source's mtime, which the zip round trip loses.
+        assert int.from_bytes(header[4:8], "little") == 0b01, cached
+    assert set(python.rglob("*.pyc")) == expected  # no stray bytecode of another interpreter
+    report(f"\nlayer bytecode: {len(expected)} cpython-313 .pyc (unchecked hash)")
+
+
+# Imports every function's module on CPython 3.13 for aarch64 with the unpacked layer read-only at
+# /opt, and records every module the import system had to compile from source.
+_IMPORT_PROBE = """
+import importlib._bootstrap_external as external, importlib.util, json, sys
+compiled = []
+to_code = external.SourceLoader.source_to_code
+def counting(self, data, path, *args, **kwargs):
+    compiled.append(str(path))
+    return to_code(self, data, path, *args, **kwargs)
+external.SourceLoader.source_to_code = counting
+for name in sys.argv[1:]:
+    spec = importlib.util.spec_from_file_location("function_" + name, f"/var/task/{name}/app.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+layer = sorted(m.__name__ for m in list(sys.modules.values())
+               if (getattr(m, "__file__", None) or "").startswith("/opt/"))
+compiled = [path for path in compiled if path.startswith("/opt/")]
+try:
+    open("/opt/python/written-at-run-time", "w").close()
+    read_only = False
+except OSError:
+    read_only = True
+print(json.dumps({"layer_modules": layer, "compiled": compiled, "read_only": read_only}))
+"""
+
+
+def test_build_layer_bytecode_is_used_at_import_on_cpython_313_aarch64(
+    unpacked: dict[str, Path], report: Callable[[str], None]
+) -> None:
+    root = sandbox.trixie_root("arm64")
+    runtime = sandbox.runtime_client_dir(root.parent, sys.executable)
+    functions = sorted(_functions())
+    task = next(iter(unpacked.values())).parent  # every function's folder, side by side
+    completed = subprocess.run(
+        sandbox.command(
+            root,
+            layer=unpacked["SharedLayer"],
+            task=task,
+            runtime=runtime,
+            argv=["-c", _IMPORT_PROBE, *functions],
+        ),
+        # Nothing listens on port 1: importing a function must not connect to the database.
+        env=sandbox.lambda_environment(
+            {
+                "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+                "BETTER_AUTH_SECRET": "x" * 32,
+            }
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    probe = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert "todo_core.api" in probe["layer_modules"]
+    assert "pydantic_core._pydantic_core" in probe["layer_modules"]
+    assert probe["compiled"] == []
+    assert probe["read_only"] is True  # as on Lambda: nothing could have cached bytecode there
+    report(
+        f"\n{len(functions)} functions imported on CPython 3.13/aarch64: "
+        f"{len(probe['layer_modules'])} modules from /opt, {len(probe['compiled'])} compiled"
+    )

@@ -10,26 +10,13 @@ from typing import Any
 
 import pytest
 
-from devserver.sample_events import render, sample_events
+from devserver.sample_events import EXPECTED_STATUS, render, sample_events
 from devserver.server import Gateway
 from devserver.template import read_routes
 from tests.api_client import ApiClient
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
-EXPECTED_STATUS = {
-    "health.json": 200,
-    "list_tasks.json": 200,
-    "create_task.json": 201,
-    "get_task.json": 200,
-    "update_task.json": 200,
-    "delete_task.json": 204,
-    "toggle_task.json": 200,
-    "chat.json": 200,
-    "list_conversations.json": 200,
-    "list_messages.json": 200,
-    "delete_conversation.json": 204,
-}
 
 
 ON_DISK = sorted(path.name for path in EVENTS.glob("*.json") if path.name != "env.json")

@@ -1,0 +1,94 @@
+"""The init-phase warm-up: what a container's first request would do once, done at import.
+
+Lambda runs a function's module-level code in its init phase, which is not billed on the
+request's CPU share and (for on-demand functions) is reported to run on unthrottled vCPUs; the
+request phase runs at the memory's share of a vCPU (about 1/7 at 256 MB). So every piece of
+once-per-container work the first request would do is moved here, as long as it cannot fail or
+hang:
+
+* the imports the first request triggers: the database driver (psycopg, which SQLAlchemy imports
+  when the engine is created) and AnyIO's asyncio backend and worker-thread queue (Starlette runs
+  sync endpoints and dependencies in AnyIO's thread pool);
+* the settings, when the environment holds them; when a parameter store holds the secrets, its
+  client is created (boto3 and Powertools imported, the service model loaded) but not called;
+* the engine object (``create_engine`` connects nothing), and the ORM's mapper configuration
+  (SQLAlchemy does it on the first query: about 90 ms of CPU for the chat history functions);
+* the app's middleware stack (Starlette builds it on the first request), and FastAPI's record of
+  where each endpoint is defined (it reads and tokenizes the endpoint's source file the first time
+  the endpoint is called, to name it in error reports).
+
+Not done: connecting to the database or calling the parameter store. Either can fail or hang
+(a suspended Neon compute, a missing IAM permission, the network), and a failure at import is an
+opaque init error instead of a clear 503 or 500 on the request (see the house style's rule 7);
+a connection made at init would also be the one SnapStart snapshots. The first request pays for
+one connection (its TCP and TLS handshakes, and the authentication) and nothing else of the
+dialect's: its startup queries are gone (:mod:`todo_core.dialect_startup`).
+
+It runs only in Lambda (``AWS_LAMBDA_FUNCTION_NAME`` is set): the local server and the tests
+read their settings when a request needs them, after they have set the environment.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+import fastapi.routing
+from fastapi import FastAPI
+from sqlalchemy.orm import configure_mappers
+
+from todo_core.db import get_engine
+from todo_core.observability import logger
+from todo_core.secrets import secret_sources
+from todo_core.settings import get_settings
+from todo_core.snapstart import register_hooks
+
+# What the first request imports on its own (found by diffing sys.modules around it).
+FIRST_REQUEST_IMPORTS = ("queue", "anyio._backends._asyncio")
+
+
+def in_lambda() -> bool:
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def _create_store_clients() -> None:
+    """Powertools' default SSM and Secrets Manager providers, created now rather than by the
+    first request (creating a boto3 client reads its service model: tens of milliseconds)."""
+    # Only with a store: these imports cost a cold start that does not need them.
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+    from aws_lambda_powertools.utilities.parameters.constants import (  # noqa: PLC0415
+        DEFAULT_PROVIDERS,
+    )
+
+    stores = {source.store for source in secret_sources(os.environ)}
+    providers: dict[str, Any] = DEFAULT_PROVIDERS
+    if "ssm" in stores and "ssm" not in providers:
+        providers["ssm"] = parameters.SSMProvider()
+    if "secretsmanager" in stores and "secrets" not in providers:
+        providers["secrets"] = parameters.SecretsProvider()
+
+
+def warm_up(app: FastAPI) -> None:
+    """Do the first request's once-per-container work for ``app`` now, in Lambda's init phase.
+    Never raises: anything that fails is left to the first request, which reports it."""
+    if not in_lambda():
+        return
+    register_hooks()
+    for module in FIRST_REQUEST_IMPORTS:
+        importlib.import_module(module)
+    try:
+        if secret_sources(os.environ):
+            _create_store_clients()
+        else:
+            get_settings()
+            get_engine()
+    except Exception as error:  # the first request meets it again and answers for it
+        logger.warning("warm-up skipped: %s", type(error).__name__)
+    app.middleware_stack = app.build_middleware_stack()
+    configure_mappers()
+    # A private helper of FastAPI's (it caches by endpoint): absent from another version, skipped.
+    endpoint_context = getattr(fastapi.routing, "_extract_endpoint_context", None)
+    for route in app.router.routes:
+        if endpoint_context is not None and isinstance(route, fastapi.routing.APIRoute):
+            endpoint_context(route.dependant.call)

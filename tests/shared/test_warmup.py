@@ -1,0 +1,134 @@
+"""The init-phase warm-up, through real function modules in fresh processes: in Lambda a
+function's first request imports nothing and sends no dialect startup query; importing never
+connects, so an unreachable database is still a clear 503 on the request, not an init error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from bench.harness import event_for, new_user_id, routes
+from bench.wire_counter import CountingProxy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Imports get_task's module, serves two events, and reports what each request added to
+# sys.modules, the dialect's startup facts, and whether importing made a connection.
+_FIRST_REQUESTS = """
+import asyncio, json, sys
+import importlib.util
+event = json.loads(sys.argv[2])
+spec = importlib.util.spec_from_file_location("function", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+from todo_core.db import get_engine
+pool = get_engine().pool
+connections_at_import = pool.checkedin() + pool.checkedout()
+asyncio.set_event_loop(asyncio.new_event_loop())
+class Context:
+    function_name = "get_task"
+    memory_limit_in_mb = 256
+    aws_request_id = "warm-up-test"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:get_task"
+    def get_remaining_time_in_millis(self):
+        return 10_000
+statuses, new_modules = [], []
+for _ in range(2):
+    before = set(sys.modules)
+    statuses.append(module.handler(event, Context())["statusCode"])
+    new_modules.append(sorted(set(sys.modules) - before))
+dialect = get_engine().dialect
+print(json.dumps({
+    "connections_at_import": connections_at_import,
+    "statuses": statuses,
+    "new_modules": new_modules,
+    "server_version": list(dialect.server_version_info or ()),
+    "backslash_escapes": dialect._backslash_escapes,
+}))
+"""
+
+
+def _get_task_event(token_for: Callable[..., str]) -> dict[str, Any]:
+    user_id = new_user_id()
+    event = event_for(routes()["get_task"], path=f"/api/{user_id}/tasks/1", user_id=None)
+    event["headers"]["authorization"] = f"Bearer {token_for(user_id)}"
+    return event
+
+
+def _first_requests(environment: dict[str, str], event: dict[str, object]) -> dict[str, object]:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FIRST_REQUESTS,
+            str(ROOT / "functions" / "get_task" / "app.py"),
+            json.dumps(event),
+        ],
+        env={
+            **os.environ,
+            **environment,
+            "AWS_LAMBDA_FUNCTION_NAME": "get_task",
+            "PYTHONPATH": str(ROOT / "shared"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
+    app_environment: dict[str, str],
+    direct_url: str,
+    database_name: str,
+    token_for: Callable[..., str],
+) -> None:
+    proxy = CountingProxy(5432)
+    try:
+        url = f"postgresql://postgres@127.0.0.1:{proxy.port}/{database_name}?sslmode=disable"
+        result = _first_requests(
+            {**app_environment, "DATABASE_URL": url}, _get_task_event(token_for)
+        )
+        counts = proxy.counts()
+    finally:
+        proxy.close()
+    assert result["connections_at_import"] == 0
+    assert result["statuses"] == [404, 404]
+    assert result["new_modules"] == [[], []]
+    # One connection; each request sends only its own statement: no version(), current_schema(),
+    # isolation level or standard_conforming_strings query before the first one.
+    assert counts.startups == 1
+    assert counts.statements == 2, counts.sql
+    assert not [sql for sql in counts.sql if "version()" in sql or sql.lower().startswith("show")]
+    assert result["backslash_escapes"] is False
+    with psycopg.connect(direct_url) as connection:
+        number = connection.info.server_version
+    assert result["server_version"] == [number // 10000, number % 10000]
+
+
+def test_warm_up_never_connects_at_import_and_first_request_reports_it(
+    app_environment: dict[str, str], token_for: Callable[..., str]
+) -> None:
+    # Nothing listens on port 1: the import succeeds, the request is a 503.
+    environment = {**app_environment, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    result = _first_requests(environment, _get_task_event(token_for))
+    assert result["connections_at_import"] == 0
+    assert result["statuses"] == [503, 503]
+
+
+def test_warm_up_outside_lambda_leaves_the_app_untouched() -> None:
+    from todo_core.api import create_app  # noqa: PLC0415
+    from todo_core.tasks.routes import router  # noqa: PLC0415
+
+    assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+    app = create_app(router, route="get_task")
+    assert app.middleware_stack is None
