@@ -45,10 +45,18 @@ def _recorded_run(results: Results) -> str:
     dates = sorted(data["machine"]["date"] for data in results.values())
     first, last = dates[0], dates[-1]
     machine = results["cold_start"]["machine"]
+    if first[:10] == last[:10]:
+        when = f"{first[:10]} between {first[11:16]} and {last[11:16]} UTC"
+    else:
+        # Results re-run one benchmark at a time: say so, with each file's own date.
+        each = ", ".join(
+            f"{name} {data['machine']['date'][:10]} {data['machine']['date'][11:16]}"
+            for name, data in results.items()
+        )
+        when = f"between {first[:10]} and {last[:10]} UTC, each benchmark on its own ({each})"
     return (
-        f"**Recorded run:** `make bench`, results written {first[:10]} between {first[11:16]} and"
-        f" {last[11:16]} UTC, {machine['cpus']} vCPUs ({machine['cpu_model']}),"
-        f" Python {machine['python']}."
+        f"**Recorded run:** `make bench`, results written {when},"
+        f" {machine['cpus']} vCPUs ({machine['cpu_model']}), Python {machine['python']}."
     )
 
 
