@@ -45,9 +45,15 @@ def _recorded_run(results: Results) -> str:
     dates = sorted(data["machine"]["date"] for data in results.values())
     first, last = dates[0], dates[-1]
     machine = results["cold_start"]["machine"]
+    # Sections can be re-run on their own: then the span crosses days, and says so.
+    if first[:10] == last[:10]:
+        runs = f"**Recorded run:** `make bench`, results written {first[:10]} between"
+        span = f"{first[11:16]} and {last[11:16]}"
+    else:
+        runs = "**Recorded runs:** `make bench` and sections re-run since, results written between"
+        span = f"{first[:10]} {first[11:16]} and {last[:10]} {last[11:16]}"
     return (
-        f"**Recorded run:** `make bench`, results written {first[:10]} between {first[11:16]} and"
-        f" {last[11:16]} UTC, {machine['cpus']} vCPUs ({machine['cpu_model']}),"
+        f"{runs} {span} UTC, {machine['cpus']} vCPUs ({machine['cpu_model']}),"
         f" Python {machine['python']}."
     )
 
