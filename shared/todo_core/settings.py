@@ -65,11 +65,6 @@ class Settings:
     better_auth_jwks_refresh_seconds: float = 10.0
     better_auth_jwks_cache_seconds: float = 300.0
 
-    @property
-    def accepts_hs256(self) -> bool:
-        """HS256 tokens are verified only with the shared secret, and only when one is set."""
-        return self.better_auth_secret is not None
-
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
     raw = environ.get(name)
