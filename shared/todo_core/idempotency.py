@@ -6,7 +6,7 @@ body of the first response. The key row is claimed in the **same statement** tha
 request's effect (the task, the user's chat message), so the two are written together or not at
 all: a retry, even one racing the first request, can never store the effect twice.
 
-On PostgreSQL the claim is ``INSERT ... ON CONFLICT (user_id, key) DO UPDATE ... WHERE expired``:
+The claim is ``INSERT ... ON CONFLICT (user_id, key) DO UPDATE ... WHERE expired``:
 a live row makes the claim (and so the whole write) a no-op, an expired one is taken over in
 place. The effect's ids are drawn from their sequences first, so the claim can name them and the
 effect's INSERT can read from the claim. Expired rows of the user are purged in the same
