@@ -27,6 +27,8 @@ FLOORS = ("floor (a) stack", "floor (b) bare")
 RESULT_FILES = ("cold_start", "chat_latency", "round_trips", "overhead", "scale_out")
 
 Results = dict[str, Any]
+Table = tuple[list[str], list[list[Any]]]
+"""A table's headers and rows, as the benchmark prints it and this file shows it."""
 
 
 def _code(lines: Sequence[str]) -> str:
@@ -121,16 +123,19 @@ def _cold_start_verdict(results: Results) -> str:
     )
 
 
-def _chat_latency_table(results: Results) -> str:
-    rows = [
-        [f"{r['messages']:,}", r["n"], r["p50_ms"], r["p99_ms"], r["mean_ms"], r["p50_ms"]]
-        for r in results["chat_latency"]["rows"]
-    ]
-    base = rows[0][2]
-    for row in rows:
-        row[5] = row[5] / base
+def chat_latency_table(data: Results) -> Table:
+    """Section 2's table, from ``chat_latency.json`` (printed by the benchmark too)."""
+    base = data["rows"][0]["p50_ms"]
     headers = ["stored messages", "turns", "p50 ms", "p99 ms", "mean ms", "p50 / p50(10)"]
-    return _code(format_table(headers, rows))
+    rows = [
+        [f"{r['messages']:,}", r["n"], r["p50_ms"], r["p99_ms"], r["mean_ms"], r["p50_ms"] / base]
+        for r in data["rows"]
+    ]
+    return headers, rows
+
+
+def _chat_latency_table(results: Results) -> str:
+    return _code(format_table(*chat_latency_table(results["chat_latency"])))
 
 
 def _chat_latency_verdict(results: Results) -> str:
@@ -144,7 +149,12 @@ def _chat_latency_verdict(results: Results) -> str:
     )
 
 
-def _round_trips_table(results: Results) -> str:
+ROUND_TRIPS_LABELS = 2
+"""The round-trip table's first two columns are labels (path, request)."""
+
+
+def round_trips_table(data: Results) -> Table:
+    """Section 3's table, from ``round_trips.json`` (printed by the benchmark too)."""
     headers = ["path", "request", "round trips", "statements", "tx control", "startups"]
     rows = [
         [
@@ -155,9 +165,14 @@ def _round_trips_table(results: Results) -> str:
             r["transaction_control"],
             r["connection_startups"],
         ]
-        for r in results["round_trips"]["rows"]
+        for r in data["rows"]
     ]
-    return _code(format_table(headers, rows, left_columns=2))
+    return headers, rows
+
+
+def _round_trips_table(results: Results) -> str:
+    table = round_trips_table(results["round_trips"])
+    return _code(format_table(*table, left_columns=ROUND_TRIPS_LABELS))
 
 
 def _round_trips_verdict(results: Results) -> str:
@@ -220,7 +235,8 @@ def _overhead_profile(results: Results) -> str:
     )
 
 
-def _scale_out_table(results: Results) -> str:
+def scale_out_table(data: Results) -> Table:
+    """Section 5's table, from ``scale_out.json`` (printed by the benchmark too)."""
     headers = ["workers", "turns", "turns/s", "p50 ms", "p99 ms", "errors", "stored once + 1 reply"]
     rows = [
         [
@@ -232,9 +248,13 @@ def _scale_out_table(results: Results) -> str:
             r["errors"],
             "yes" if r["stored_exactly_once_with_one_reply"] else "NO",
         ]
-        for r in results["scale_out"]["rows"]
+        for r in data["rows"]
     ]
-    return _code(format_table(headers, rows))
+    return headers, rows
+
+
+def _scale_out_table(results: Results) -> str:
+    return _code(format_table(*scale_out_table(results["scale_out"])))
 
 
 def _scale_out_verdict(results: Results) -> str:
