@@ -24,7 +24,7 @@ from bench.harness import RESULTS_DIR, ROOT, format_table
 
 DOCUMENT = ROOT / "BENCHMARKS.md"
 FLOORS = ("floor (a) stack", "floor (b) bare")
-RESULT_FILES = ("cold_start", "chat_latency", "round_trips", "overhead", "scale_out")
+RESULT_FILES = ("cold_start", "chat_latency", "round_trips", "overhead", "scale_out", "model_turns")
 
 Results = dict[str, Any]
 Table = tuple[list[str], list[list[Any]]]
@@ -269,6 +269,36 @@ def _scale_out_verdict(results: Results) -> str:
     )
 
 
+def model_turns_table(data: Results) -> Table:
+    """Section 6's table, from ``model_turns.json`` (printed by the benchmark too)."""
+    headers = [
+        "assistant",
+        "tool calls",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms",
+        "round trips",
+        "model calls",
+    ]
+    rows = [
+        [
+            r["assistant"],
+            r["tool_calls"],
+            r["p50_ms"],
+            r["p99_ms"],
+            r["cpu_ms"],
+            r["round_trips"],
+            r["model_calls"],
+        ]
+        for r in data["turns"]
+    ]
+    return headers, rows
+
+
+def _model_turns_table(results: Results) -> str:
+    return _code(format_table(*model_turns_table(results["model_turns"])))
+
+
 BLOCKS: dict[str, Callable[[Results], str]] = {
     "run": _recorded_run,
     "cold_start": _cold_start_table,
@@ -281,6 +311,7 @@ BLOCKS: dict[str, Callable[[Results], str]] = {
     "overhead_profile": _overhead_profile,
     "scale_out": _scale_out_table,
     "scale_out_verdict": _scale_out_verdict,
+    "model_turns": _model_turns_table,
 }
 
 
