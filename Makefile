@@ -72,7 +72,7 @@ pytest-pgbouncer: install better-auth  ## The test suite through a PgBouncer (tr
 pytest-embedded: install  ## tests/functions against the embedded PostgreSQL that `make run` serves on
 	$(BIN)/python -m devserver.local_postgres -- $(BIN)/pytest tests/functions -q
 
-bench: install  ## Benchmarks (cold start, chat latency, round trips, overhead, scale out), then bench-docs
+bench: install  ## Benchmarks (cold start, chat latency, round trips, overhead, scale out, model turns), then bench-docs
 	$(BIN)/python -m bench.run_all
 	$(BIN)/python -m bench.render
 

@@ -32,6 +32,7 @@ from bench.harness import (
     use_database,
     write_results,
 )
+from bench.render import chat_latency_table
 
 TARGET_RATIO = 1.2
 PLOT_NAME = "chat_latency.png"
@@ -71,26 +72,15 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
     rows = [{"messages": size, **summary_ms(durations[size])} for size in sizes]
     ratio = round(rows[-1]["p50_ms"] / rows[0]["p50_ms"], 3)
     meets = ratio <= TARGET_RATIO
+    data = {"turns": turns, "ratio_p50": ratio, "target_ratio": TARGET_RATIO, "rows": rows}
+    data["meets_target"] = meets
     print_table(
         f"2. Chat turn latency vs history length ({turns} warm turns each, interleaved)",
-        ["stored messages", "turns", "p50 ms", "p99 ms", "mean ms", "p50 / p50(10)"],
-        [
-            [
-                f"{r['messages']:,}",
-                r["n"],
-                r["p50_ms"],
-                r["p99_ms"],
-                r["mean_ms"],
-                round(r["p50_ms"] / rows[0]["p50_ms"], 3),
-            ]
-            for r in rows
-        ],
+        *chat_latency_table(data),
     )
     print(
         f"target: p50(100,000) <= {TARGET_RATIO}x p50(10): {ratio}x, {'ok' if meets else 'MISSED'}"
     )
-    data = {"turns": turns, "ratio_p50": ratio, "target_ratio": TARGET_RATIO, "rows": rows}
-    data["meets_target"] = meets
     plot = _plot(rows, ratio, results_dir / PLOT_NAME)
     data["plot"] = plot.name
     write_results(results_dir, "chat_latency", data)

@@ -261,9 +261,11 @@ def format_table(
     ]
 
 
-def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(
+    title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], *, left_columns: int = 1
+) -> None:
     print(f"\n{title}")
-    print("\n".join(format_table(headers, rows)))
+    print("\n".join(format_table(headers, rows, left_columns=left_columns)))
     sys.stdout.flush()
 
 

@@ -39,6 +39,7 @@ from bench.harness import (
     use_database,
     write_results,
 )
+from bench.render import model_turns_table
 from bench.wire_counter import CountingProxy
 
 FAKE_KEY = "bench-key"
@@ -182,15 +183,11 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
     with temporary_database("model") as database, fake_model_process() as base_url:
         turns = _turns(database, base_url, repeat)
         cold = _cold_starts(database, base_url, runs)
+    data = {"repeat": repeat, "cold_runs": runs, "turns": turns, "cold_start": cold}
     print_table(
         f"Model turns: the fake model answers at once (median of {repeat} warm turns)",
-        ["assistant", "tool calls", "p50 ms", "p99 ms", "CPU ms", "round trips", "model calls"],
-        [
-            [r["assistant"], r["tool_calls"], r["p50_ms"], r["p99_ms"], r["cpu_ms"],
-             r["round_trips"], r["model_calls"]]
-            for r in turns
-        ],
-    )  # fmt: skip
+        *model_turns_table(data),
+    )
     print_table(
         f"Chat function cold start, first turn (median of {runs} fresh processes)",
         ["assistant", "total ms", "CPU ms", "first event ms", "peak RSS MB", "modules"],
@@ -200,7 +197,6 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
             for r in cold
         ],
     )  # fmt: skip
-    data = {"repeat": repeat, "cold_runs": runs, "turns": turns, "cold_start": cold}
     write_results(results_dir, "model_turns", data)
     return data
 

@@ -60,10 +60,6 @@ from bench.harness import (
 )
 from devserver.events import LambdaContext
 
-SAME_SQL = (
-    "SELECT task.title, task.description, task.id, task.user_id, task.completed,"
-    " task.created_at, task.updated_at FROM task WHERE task.id = %s AND task.user_id = %s"
-)
 PACKAGES = (
     "todo_core",
     "mangum",

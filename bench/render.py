@@ -24,9 +24,11 @@ from bench.harness import RESULTS_DIR, ROOT, format_table
 
 DOCUMENT = ROOT / "BENCHMARKS.md"
 FLOORS = ("floor (a) stack", "floor (b) bare")
-RESULT_FILES = ("cold_start", "chat_latency", "round_trips", "overhead", "scale_out")
+RESULT_FILES = ("cold_start", "chat_latency", "round_trips", "overhead", "scale_out", "model_turns")
 
 Results = dict[str, Any]
+Table = tuple[list[str], list[list[Any]]]
+"""A table's headers and rows, as the benchmark prints it and this file shows it."""
 
 
 def _code(lines: Sequence[str]) -> str:
@@ -45,18 +47,16 @@ def _recorded_run(results: Results) -> str:
     dates = sorted(data["machine"]["date"] for data in results.values())
     first, last = dates[0], dates[-1]
     machine = results["cold_start"]["machine"]
+    # Sections can be re-run on their own: then the span crosses days, and says so.
     if first[:10] == last[:10]:
-        when = f"{first[:10]} between {first[11:16]} and {last[11:16]} UTC"
+        runs = f"**Recorded run:** `make bench`, results written {first[:10]} between"
+        span = f"{first[11:16]} and {last[11:16]}"
     else:
-        # Results re-run one benchmark at a time: say so, with each file's own date.
-        each = ", ".join(
-            f"{name} {data['machine']['date'][:10]} {data['machine']['date'][11:16]}"
-            for name, data in results.items()
-        )
-        when = f"between {first[:10]} and {last[:10]} UTC, each benchmark on its own ({each})"
+        runs = "**Recorded runs:** `make bench` and sections re-run since, results written between"
+        span = f"{first[:10]} {first[11:16]} and {last[:10]} {last[11:16]}"
     return (
-        f"**Recorded run:** `make bench`, results written {when},"
-        f" {machine['cpus']} vCPUs ({machine['cpu_model']}), Python {machine['python']}."
+        f"{runs} {span} UTC, {machine['cpus']} vCPUs ({machine['cpu_model']}),"
+        f" Python {machine['python']}."
     )
 
 
@@ -123,16 +123,19 @@ def _cold_start_verdict(results: Results) -> str:
     )
 
 
-def _chat_latency_table(results: Results) -> str:
-    rows = [
-        [f"{r['messages']:,}", r["n"], r["p50_ms"], r["p99_ms"], r["mean_ms"], r["p50_ms"]]
-        for r in results["chat_latency"]["rows"]
-    ]
-    base = rows[0][2]
-    for row in rows:
-        row[5] = row[5] / base
+def chat_latency_table(data: Results) -> Table:
+    """Section 2's table, from ``chat_latency.json`` (printed by the benchmark too)."""
+    base = data["rows"][0]["p50_ms"]
     headers = ["stored messages", "turns", "p50 ms", "p99 ms", "mean ms", "p50 / p50(10)"]
-    return _code(format_table(headers, rows))
+    rows = [
+        [f"{r['messages']:,}", r["n"], r["p50_ms"], r["p99_ms"], r["mean_ms"], r["p50_ms"] / base]
+        for r in data["rows"]
+    ]
+    return headers, rows
+
+
+def _chat_latency_table(results: Results) -> str:
+    return _code(format_table(*chat_latency_table(results["chat_latency"])))
 
 
 def _chat_latency_verdict(results: Results) -> str:
@@ -146,7 +149,12 @@ def _chat_latency_verdict(results: Results) -> str:
     )
 
 
-def _round_trips_table(results: Results) -> str:
+ROUND_TRIPS_LABELS = 2
+"""The round-trip table's first two columns are labels (path, request)."""
+
+
+def round_trips_table(data: Results) -> Table:
+    """Section 3's table, from ``round_trips.json`` (printed by the benchmark too)."""
     headers = ["path", "request", "round trips", "statements", "tx control", "startups"]
     rows = [
         [
@@ -157,9 +165,14 @@ def _round_trips_table(results: Results) -> str:
             r["transaction_control"],
             r["connection_startups"],
         ]
-        for r in results["round_trips"]["rows"]
+        for r in data["rows"]
     ]
-    return _code(format_table(headers, rows, left_columns=2))
+    return headers, rows
+
+
+def _round_trips_table(results: Results) -> str:
+    table = round_trips_table(results["round_trips"])
+    return _code(format_table(*table, left_columns=ROUND_TRIPS_LABELS))
 
 
 def _round_trips_verdict(results: Results) -> str:
@@ -222,7 +235,8 @@ def _overhead_profile(results: Results) -> str:
     )
 
 
-def _scale_out_table(results: Results) -> str:
+def scale_out_table(data: Results) -> Table:
+    """Section 5's table, from ``scale_out.json`` (printed by the benchmark too)."""
     headers = ["workers", "turns", "turns/s", "p50 ms", "p99 ms", "errors", "stored once + 1 reply"]
     rows = [
         [
@@ -234,9 +248,13 @@ def _scale_out_table(results: Results) -> str:
             r["errors"],
             "yes" if r["stored_exactly_once_with_one_reply"] else "NO",
         ]
-        for r in results["scale_out"]["rows"]
+        for r in data["rows"]
     ]
-    return _code(format_table(headers, rows))
+    return headers, rows
+
+
+def _scale_out_table(results: Results) -> str:
+    return _code(format_table(*scale_out_table(results["scale_out"])))
 
 
 def _scale_out_verdict(results: Results) -> str:
@@ -251,6 +269,36 @@ def _scale_out_verdict(results: Results) -> str:
     )
 
 
+def model_turns_table(data: Results) -> Table:
+    """Section 6's table, from ``model_turns.json`` (printed by the benchmark too)."""
+    headers = [
+        "assistant",
+        "tool calls",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms",
+        "round trips",
+        "model calls",
+    ]
+    rows = [
+        [
+            r["assistant"],
+            r["tool_calls"],
+            r["p50_ms"],
+            r["p99_ms"],
+            r["cpu_ms"],
+            r["round_trips"],
+            r["model_calls"],
+        ]
+        for r in data["turns"]
+    ]
+    return headers, rows
+
+
+def _model_turns_table(results: Results) -> str:
+    return _code(format_table(*model_turns_table(results["model_turns"])))
+
+
 BLOCKS: dict[str, Callable[[Results], str]] = {
     "run": _recorded_run,
     "cold_start": _cold_start_table,
@@ -263,6 +311,7 @@ BLOCKS: dict[str, Callable[[Results], str]] = {
     "overhead_profile": _overhead_profile,
     "scale_out": _scale_out_table,
     "scale_out_verdict": _scale_out_verdict,
+    "model_turns": _model_turns_table,
 }
 
 

@@ -32,6 +32,7 @@ from bench.harness import (
     use_database,
     write_results,
 )
+from bench.render import ROUND_TRIPS_LABELS, round_trips_table
 from bench.wire_counter import CountingProxy, WireCounts
 from devserver.pgbouncer import dedicated_pgbouncer
 
@@ -122,26 +123,16 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
         rows += _path_rows(database, "pgbouncer", bouncer.port, repeat)
     no_tool = [r for r in rows if r["request"].startswith("chat turn, no tool")]
     meets = all(r["round_trips"] <= TARGET_NO_TOOL_TURN for r in no_tool)
+    data = {"target_round_trips": TARGET_NO_TOOL_TURN, "meets_target": meets, "rows": rows}
     print_table(
         "3. Round trips per request, counted at the connection (warm unless noted)",
-        ["path", "request", "round trips", "statements", "tx control", "startups"],
-        [
-            [
-                r["path"],
-                r["request"],
-                r["round_trips"],
-                r["statements"],
-                r["transaction_control"],
-                r["connection_startups"],
-            ]
-            for r in rows
-        ],
+        *round_trips_table(data),
+        left_columns=ROUND_TRIPS_LABELS,
     )
     print(
         f"target: <= {TARGET_NO_TOOL_TURN} round trips for a turn without tool calls:"
         f" {'ok' if meets else 'MISSED'}"
     )
-    data = {"target_round_trips": TARGET_NO_TOOL_TURN, "meets_target": meets, "rows": rows}
     write_results(results_dir, "round_trips", data)
     return data
 

@@ -30,6 +30,7 @@ from bench.harness import (
     temporary_database,
     write_results,
 )
+from bench.render import scale_out_table
 from devserver.pgbouncer import dedicated_pgbouncer
 
 POOL_SIZE = 5
@@ -172,25 +173,13 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
         for workers in counts:
             rows.append(_scenario(database, bouncer.port, workers, max_turns, seconds))
     ok = all(r["errors"] == 0 and r["stored_exactly_once_with_one_reply"] for r in rows)
+    data = {"pool_size": POOL_SIZE, "meets_target": ok, "rows": rows}
     print_table(
         f"5. Scale out: N processes, one connection each, through PgBouncer (transaction mode,"
         f" pool {POOL_SIZE}), up to {seconds:.0f} s each",
-        ["workers", "turns", "turns/s", "p50 ms", "p99 ms", "errors", "stored once + 1 reply"],
-        [
-            [
-                r["workers"],
-                r["turns"],
-                r["turns_per_second"],
-                r["p50_ms"],
-                r["p99_ms"],
-                r["errors"],
-                "yes" if r["stored_exactly_once_with_one_reply"] else "NO",
-            ]
-            for r in rows
-        ],
+        *scale_out_table(data),
     )
     print(f"target: zero errors, every message stored exactly once: {'ok' if ok else 'MISSED'}")
-    data = {"pool_size": POOL_SIZE, "meets_target": ok, "rows": rows}
     write_results(results_dir, "scale_out", data)
     return data
 

@@ -11,8 +11,6 @@ from typing import Any
 
 from devserver.template import load_template
 
-DEFAULT_FRONTEND_ORIGIN = "http://localhost:3000"
-
 
 @dataclass(frozen=True)
 class CorsPolicy:

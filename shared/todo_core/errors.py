@@ -35,6 +35,18 @@ class NotAuthenticated(AppError):
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
+class RetryLater(AppError):
+    """An error the same request may succeed after: answered with ``Retry-After`` (seconds)."""
+
+    default_retry_after_seconds: int = 1
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int | None = None):
+        seconds = (
+            self.default_retry_after_seconds if retry_after_seconds is None else retry_after_seconds
+        )
+        super().__init__(detail, headers={"Retry-After": str(seconds)})
+
+
 class PermissionDenied(AppError):
     """The token is valid but belongs to another user than the path names."""
 
@@ -68,14 +80,11 @@ class PayloadTooLarge(AppError):
     default_detail = "Request body too large"
 
 
-class ServiceUnavailable(AppError):
+class ServiceUnavailable(RetryLater):
     """A dependency (the database, the JWKS endpoint) cannot be reached right now; retry later."""
 
     status_code = 503
     default_detail = "Service temporarily unavailable"
-
-    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 1):
-        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
 
 
 class AssistantFailed(AppError):
@@ -85,32 +94,24 @@ class AssistantFailed(AppError):
     default_detail = "The assistant failed to reply; your message was saved, please try again"
 
 
-class AssistantTimedOut(AppError):
+class AssistantTimedOut(RetryLater):
     """The model did not answer within the turn's budget. The message is stored; retry."""
 
     status_code = 504
     default_detail = "The assistant took too long to reply; your message was saved, please retry"
 
-    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 1):
-        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
 
-
-class AssistantUnavailable(AppError):
+class AssistantUnavailable(RetryLater):
     """The model's provider is rate limiting, failing or unreachable right now. The message is
     stored; retry after ``Retry-After`` seconds."""
 
     status_code = 503
     default_detail = "The assistant is unavailable right now; your message was saved, please retry"
-
-    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 5):
-        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+    default_retry_after_seconds = 5
 
 
-class ChatRateLimited(AppError):
+class ChatRateLimited(RetryLater):
     """The user sent more chat turns than the window allows (the cost guard)."""
 
     status_code = 429
     default_detail = "Too many chat messages; please wait before sending another"
-
-    def __init__(self, detail: str | None = None, *, retry_after_seconds: int = 1):
-        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})

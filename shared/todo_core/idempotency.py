@@ -6,7 +6,7 @@ body of the first response. The key row is claimed in the **same statement** tha
 request's effect (the task, the user's chat message), so the two are written together or not at
 all: a retry, even one racing the first request, can never store the effect twice.
 
-On PostgreSQL the claim is ``INSERT ... ON CONFLICT (user_id, key) DO UPDATE ... WHERE expired``:
+The claim is ``INSERT ... ON CONFLICT (user_id, key) DO UPDATE ... WHERE expired``:
 a live row makes the claim (and so the whole write) a no-op, an expired one is taken over in
 place. The effect's ids are drawn from their sequences first, so the claim can name them and the
 effect's INSERT can read from the claim. Expired rows of the user are purged in the same
@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import CHAR, JSON, BigInteger, Column, Index, select, update
+from sqlalchemy.sql.expression import Update
 from sqlmodel import Field, Session, SQLModel, col
 
 from todo_core.db import UTCDateTime
@@ -229,32 +230,29 @@ def read_key(session: Session, *, user_id: str, key: str, now: datetime) -> Stor
     )
 
 
+def _update_unanswered(user_id: str, key: str) -> Update:
+    """An UPDATE of the user's key while it has no response (a settled key never changes)."""
+    return update(IdempotencyKey).where(
+        col(IdempotencyKey.user_id) == user_id,
+        col(IdempotencyKey.key) == key,
+        col(IdempotencyKey.response).is_(None),
+    )
+
+
 def record_response(
     session: Session, *, user_id: str, key: str, status_code: int, response: dict[str, Any]
 ) -> None:
     """Settle a key with its request's final response (e.g. a 404 when the chat turn's
     conversation was deleted while it ran): retries replay it instead of waiting on a lease."""
     session.execute(
-        update(IdempotencyKey)
-        .where(
-            col(IdempotencyKey.user_id) == user_id,
-            col(IdempotencyKey.key) == key,
-            col(IdempotencyKey.response).is_(None),
+        _update_unanswered(user_id, key).values(
+            status_code=status_code, response=response, locked_until=None
         )
-        .values(status_code=status_code, response=response, locked_until=None)
     )
     session.commit()
 
 
 def release_lease(session: Session, *, user_id: str, key: str, now: datetime) -> None:
     """End an unanswered request's lease at once (its work failed): a retry may take over."""
-    session.execute(
-        update(IdempotencyKey)
-        .where(
-            col(IdempotencyKey.user_id) == user_id,
-            col(IdempotencyKey.key) == key,
-            col(IdempotencyKey.response).is_(None),
-        )
-        .values(locked_until=now)
-    )
+    session.execute(_update_unanswered(user_id, key).values(locked_until=now))
     session.commit()

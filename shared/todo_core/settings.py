@@ -56,19 +56,13 @@ class Settings:
     # The cost guard: at most this many turns per user per window (0: no limit).
     chat_turns_per_window: int = 30
     chat_rate_window_seconds: int = 60
-    # Better Auth's JWKS mode: all four are set together, or none (see load_settings).
-    better_auth_url: str | None = None
+    # Better Auth's JWKS mode: all three are set together, or none (see load_settings).
     better_auth_jwks_url: str | None = None
     better_auth_issuer: str | None = None
     better_auth_audience: str | None = None
     better_auth_jwks_timeout_seconds: float = 2.0
     better_auth_jwks_refresh_seconds: float = 10.0
     better_auth_jwks_cache_seconds: float = 300.0
-
-    @property
-    def accepts_hs256(self) -> bool:
-        """HS256 tokens are verified only with the shared secret, and only when one is set."""
-        return self.better_auth_secret is not None
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
@@ -119,9 +113,7 @@ def _http_url(environ: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
-def _jwks_settings(
-    environ: Mapping[str, str],
-) -> tuple[str | None, str | None, str | None, str | None]:
+def _jwks_settings(environ: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
     """JWKS URL, issuer and audience: derived from BETTER_AUTH_URL, each one overridable."""
     base_url = _http_url(environ, "BETTER_AUTH_URL")
     jwks_url = _http_url(environ, "BETTER_AUTH_JWKS_URL")
@@ -144,7 +136,7 @@ def _jwks_settings(
             "BETTER_AUTH_ISSUER and BETTER_AUTH_AUDIENCE need BETTER_AUTH_URL "
             "(or BETTER_AUTH_JWKS_URL) to be set"
         )
-    return base_url, jwks_url, issuer, audience
+    return jwks_url, issuer, audience
 
 
 CHAT_MODEL_TIMEOUT_MAX_SECONDS = 25.0
@@ -221,7 +213,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     secret = environ.get("BETTER_AUTH_SECRET") or None
     if secret is not None and len(secret) < 32:
         raise ConfigurationError("BETTER_AUTH_SECRET must be at least 32 characters long")
-    base_url, jwks_url, issuer, audience = _jwks_settings(environ)
+    jwks_url, issuer, audience = _jwks_settings(environ)
     assistant = environ.get("CHAT_ASSISTANT", "").strip() or "builtin"
     return Settings(
         database_url=database_url,
@@ -240,7 +232,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         idempotency_key_ttl_seconds=_int(
             environ, "IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 60 * 60, minimum=60
         ),
-        better_auth_url=base_url,
         better_auth_jwks_url=jwks_url,
         better_auth_issuer=issuer,
         better_auth_audience=audience,

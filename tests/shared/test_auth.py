@@ -529,7 +529,7 @@ def test_settings_derive_jwks_url_issuer_and_audience_from_better_auth_url() -> 
     assert settings.better_auth_jwks_url == "https://app.example.com/api/auth/jwks"
     assert settings.better_auth_issuer == "https://app.example.com"
     assert settings.better_auth_audience == "https://app.example.com"
-    assert not settings.accepts_hs256
+    assert settings.better_auth_secret is None  # JWKS only: HS256 tokens are refused
 
 
 def test_settings_overrides_win() -> None:

@@ -164,19 +164,6 @@ def update_task(session: Session, *, user_id: str, task_id: int, data: TaskUpdat
     )
 
 
-def set_task_completed(
-    session: Session, *, user_id: str, task_id: int, completed: bool
-) -> TaskPublic:
-    """Mark the task completed (or pending again)."""
-    return _change_one(
-        session,
-        _update_statement(("completed",)),
-        user_id=user_id,
-        task_id=task_id,
-        values={"new_completed": completed, "now": utc_now()},
-    )
-
-
 def toggle_task(session: Session, *, user_id: str, task_id: int) -> TaskPublic:
     """Flip the task's completion in one statement, so concurrent toggles never lose an update."""
     return _change_one(
