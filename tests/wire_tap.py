@@ -14,6 +14,7 @@ from typing import TypeVar
 from bench.wire_counter import CountingProxy, WireCounts
 from sqlalchemy.engine import make_url
 
+from tests.polling import wait_until
 from todo_core.db import get_engine
 
 Result = TypeVar("Result")
@@ -41,8 +42,14 @@ class WireTap:
 
     def warm(self) -> None:
         """Open the functions' one pooled connection (startup and the dialect's first queries),
-        so that what is counted next is the request alone, as in a warm Lambda container."""
-        with get_engine().connect():
+        so that what is counted next is the request alone, as in a warm Lambda container.
+
+        The previous request's session closes just after its response has been sent (FastAPI
+        exits dependencies with ``yield`` then), so wait until its connection is back in the
+        pool: otherwise this would open a second one and the request could get either."""
+        engine = get_engine()
+        wait_until(lambda: engine.pool.checkedout() == 0)
+        with engine.connect():
             pass
 
     def measure(self, request: Callable[[], Result]) -> tuple[Result, WireCounts]:
