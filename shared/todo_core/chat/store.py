@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import errors as pg_errors
-from sqlalchemy import JSON, bindparam, exc, text
+from sqlalchemy import JSON, BigInteger, Text, bindparam, column, exc, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlmodel import Session
@@ -64,7 +64,17 @@ _HISTORY = f"""history AS (
     LIMIT CAST(:window AS integer)
 )"""  # noqa: S608  (a constant expression)
 
-# Every statement that opens a turn answers with these rows, plus its own marker rows.
+# Every statement that opens a turn answers with these rows, plus its own marker rows, all of
+# these columns. Declared (positionally, typed), the statement's result metadata is built once per
+# container, like its compiled SQL, instead of from the cursor's description at every turn.
+_TURN_ROW = (
+    column("kind", Text),
+    column("id", BigInteger),
+    column("conversation_id", BigInteger),
+    column("role", Text),
+    column("content", Text),
+    column("tool_calls", JSONB),
+)
 _TURN_AND_HISTORY = """
 SELECT 'turn' AS kind, turn.question_id AS id, turn.conversation_id, NULL AS role,
        NULL AS content, NULL::jsonb AS tool_calls
@@ -131,7 +141,7 @@ SELECT 'conversation', NULL, candidate.conversation_id, NULL, NULL, NULL FROM ca
 UNION ALL
 SELECT 'limited', CAST(limited.retry_after_seconds AS bigint), NULL, NULL, NULL, NULL
 FROM limited
-""")  # noqa: S608  (constant fragments; every value is a bound parameter)
+""").columns(*_TURN_ROW)  # noqa: S608  (constant fragments; every value is a bound parameter)
 
 # A retry of an unanswered turn whose lease expired: take the lease (compare-and-set on its
 # expiry), find the stored question, read the window before it.
@@ -162,7 +172,7 @@ UNION ALL  -- a step's columns in the union's: step, round, name, status, {{argu
 SELECT 'step', steps.step, steps.round, steps.name, steps.status,
        jsonb_build_object('arguments', steps.arguments, 'task', steps.task)
 FROM steps
-""")  # noqa: S608
+""").columns(*_TURN_ROW)  # noqa: S608
 
 _FINISH_TURN = text("""
 WITH input AS (
@@ -192,7 +202,9 @@ answered AS (  -- the turn's Idempotency-Key, if it has one, gets the response
       AND k.user_message_id = input.reply_to_id
 )
 SELECT id FROM stored
-""").bindparams(bindparam("tool_calls", type_=JSONB), bindparam("response", type_=JSON))
+""").bindparams(
+    bindparam("tool_calls", type_=JSONB), bindparam("response", type_=JSON)
+).columns(column("id", BigInteger))
 
 
 def _conversation_vanished(error: exc.IntegrityError) -> bool:
@@ -204,8 +216,10 @@ def _conversation_vanished(error: exc.IntegrityError) -> bool:
 def _execute_turn_statement(
     session: Session, statement: Any, parameters: dict[str, Any]
 ) -> list[Row[Any]]:
+    # Through the session's Core connection: the ORM's execute path (its compile state, events
+    # and bind lookup) has nothing to add to a textual statement, and cost as much CPU as psycopg.
     try:
-        rows = list(session.execute(statement, parameters).all())
+        rows = list(session.connection().execute(statement, parameters).all())
     except exc.IntegrityError as error:
         session.rollback()
         if _conversation_vanished(error):
@@ -331,7 +345,7 @@ def finish_turn(
         "response": response,
     }
     try:
-        reply_id = session.execute(_FINISH_TURN, parameters).scalar_one_or_none()
+        reply_id = session.connection().execute(_FINISH_TURN, parameters).scalar_one_or_none()
     except exc.IntegrityError as error:
         session.rollback()
         if _conversation_vanished(error):
