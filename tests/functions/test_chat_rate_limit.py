@@ -11,6 +11,7 @@ import pytest
 
 from tests.api_client import ApiClient, Response
 from tests.conftest import functions_environment
+from tests.wire_tap import WireTap
 
 LIMIT = 3
 
@@ -99,13 +100,13 @@ def test_chat_rate_limit_racing_turns_get_exactly_the_limit(
 
 @pytest.mark.usefixtures("limited")
 def test_chat_rate_limit_costs_no_round_trip(
-    chat: Callable[..., Response], alice: str, count_statements: list[str]
+    chat: Callable[..., Response], alice: str, wire: WireTap
 ) -> None:
-    count_statements.clear()
-    assert chat(alice, "something unclear").status == 200
-    assert len(count_statements) == 2  # open the turn (counted in it), store the reply
+    response, counts = wire.measure(lambda: chat(alice, "something unclear"))
+    assert response.status == 200
+    assert counts.round_trips == 2, counts.sql  # open the turn (counted in it), store the reply
     for _ in range(LIMIT - 1):
         chat(alice)
-    count_statements.clear()
-    assert chat(alice).status == 429
-    assert len(count_statements) == 1
+    response, counts = wire.measure(lambda: chat(alice))
+    assert response.status == 429
+    assert counts.round_trips == 1, counts.sql

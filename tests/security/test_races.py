@@ -160,7 +160,7 @@ def test_races_task_delete_vs_chat_tool_calls(
                 message,
                 reply,
             )
-            deletions += int("deleted" in result)
+            deletions += int(result.get("status") == "deleted")
         assert results[0][0] in (204, 404), results[0]
         # Exactly one of the racing deletes (the route's, the assistant's) deleted it.
         assert deletions == 1 or (deletions == 0 and "delete" not in message), results

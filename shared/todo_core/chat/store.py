@@ -13,6 +13,7 @@ The history window is written once (:data:`_HISTORY`): the last ``window`` messa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -174,7 +175,8 @@ SELECT 'step', steps.step, steps.round, steps.name, steps.status,
 FROM steps
 """).columns(*_TURN_ROW)  # noqa: S608
 
-_FINISH_TURN = text("""
+_FINISH_TURN = (
+    text("""
 WITH input AS (
     SELECT CAST(:conversation_id AS bigint) AS conversation_id,
            CAST(:user_id AS varchar) AS user_id, CAST(:content AS text) AS content,
@@ -202,9 +204,10 @@ answered AS (  -- the turn's Idempotency-Key, if it has one, gets the response
       AND k.user_message_id = input.reply_to_id
 )
 SELECT id FROM stored
-""").bindparams(
-    bindparam("tool_calls", type_=JSONB), bindparam("response", type_=JSON)
-).columns(column("id", BigInteger))
+""")
+    .bindparams(bindparam("tool_calls", type_=JSONB), bindparam("response", type_=JSON))
+    .columns(column("id", BigInteger))
+)
 
 
 def _conversation_vanished(error: exc.IntegrityError) -> bool:
@@ -229,36 +232,36 @@ def _execute_turn_statement(
     return rows
 
 
-def _opened(rows: list[Row[Any]]) -> OpenedTurn | None:
-    turn = next((row for row in rows if row.kind == "turn"), None)
+def _opened(rows: Sequence[Sequence[Any]]) -> OpenedTurn | None:
+    # One pass, each row unpacked by position (_TURN_ROW's order): reading columns by name, and
+    # a pass per kind of row, cost as much as the rest of the turn's own Python.
+    turn: tuple[int, int] | None = None
+    history: list[HistoryMessage] = []
+    steps: list[RecordedStep] = []
+    for kind, id_, conversation_id, role, content, tool_calls in rows:
+        if kind == "history":
+            history.append(
+                HistoryMessage(id=id_, role=Role(role), content=content, tool_calls=tool_calls)
+            )
+        elif kind == "turn" and turn is None:
+            turn = (id_, conversation_id)
+        elif kind == "step":
+            steps.append(
+                recorded_step_from(
+                    step=id_,
+                    round_=conversation_id,
+                    name=role,
+                    status=content,
+                    arguments=tool_calls["arguments"],
+                    task=tool_calls["task"],
+                )
+            )
     if turn is None:
         return None
-    # Rows arrive newest first; the assistant reads oldest first.
-    history = [
-        HistoryMessage(id=r.id, role=Role(r.role), content=r.content, tool_calls=r.tool_calls)
-        for r in reversed(rows)
-        if r.kind == "history"
-    ]
-    steps = sorted(
-        (
-            recorded_step_from(
-                step=r.id,
-                round_=r.conversation_id,
-                name=r.role,
-                status=r.content,
-                arguments=r.tool_calls["arguments"],
-                task=r.tool_calls["task"],
-            )
-            for r in rows
-            if r.kind == "step"
-        ),
-        key=lambda step: step.step,
-    )
+    history.reverse()  # rows arrive newest first; the assistant reads oldest first
+    steps.sort(key=lambda step: step.step)
     return OpenedTurn(
-        conversation_id=turn.conversation_id,
-        user_message_id=turn.id,
-        history=history,
-        recorded_steps=steps,
+        conversation_id=turn[1], user_message_id=turn[0], history=history, recorded_steps=steps
     )
 
 
