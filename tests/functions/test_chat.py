@@ -47,6 +47,19 @@ def test_chat_new_conversation_stores_both_messages(
     assert stored[1][3] == stored[0][0]  # the reply points at its question
 
 
+def test_chat_body_is_the_json_fastapi_would_render(send_chat: Send, alice: str) -> None:
+    # The route serialises its response itself (JSONBody): the body must stay what FastAPI's
+    # JSONResponse made of the same content (compact, non-ASCII as UTF-8), byte for byte.
+    response = send_chat(alice, "add café “crème” ✓")
+    assert response.status == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["tool_calls"][0]["result"]["task"]["title"] == "café “crème” ✓"
+    rendered = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    assert response.body == rendered.encode()
+    assert list(body) == ["conversation_id", "response", "tool_calls"]
+
+
 def test_chat_new_conversation_is_titled_from_first_message(
     api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str]
 ) -> None:

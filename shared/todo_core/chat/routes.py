@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import ConfigDict, field_validator
+from pydantic import ConfigDict, TypeAdapter, field_validator
 
 from todo_core.api import (
     AUTHENTICATED_ROUTE_RESPONSES,
     IDEMPOTENCY_RESPONSES,
     ErrorMessage,
+    JSONBody,
     Routes,
     not_found_response,
 )
@@ -47,6 +48,7 @@ ConversationId = Annotated[
     int, Path(ge=1, le=MAX_ID, description="The conversation's id."), PlainDigits
 ]
 _NOT_FOUND = not_found_response("conversation")
+_RESPONSE = TypeAdapter(ChatResponse)
 _CHAT_RESPONSES = {
     **_NOT_FOUND,
     **IDEMPOTENCY_RESPONSES,
@@ -81,7 +83,7 @@ async def chat(
     user_id: UserId,
     body: ChatRequest,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> ChatResponse:
+) -> JSONBody:
     """Send a message; get the assistant's reply and the tool calls it made. With an
     Idempotency-Key, a retry gets the same reply and the message is stored once."""
     response = service.chat_turn(
@@ -93,4 +95,5 @@ async def chat(
         idempotency_key=idempotency_key,
     )
     count(CHAT_TURNS)
-    return response
+    # Built and validated once by the turn; serialised here in one pass (see JSONBody).
+    return JSONBody(_RESPONSE.dump_json(response))

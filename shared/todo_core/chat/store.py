@@ -13,12 +13,13 @@ The history window is written once (:data:`_HISTORY`): the last ``window`` messa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from psycopg import errors as pg_errors
-from sqlalchemy import JSON, bindparam, exc, text
+from sqlalchemy import JSON, BigInteger, Text, bindparam, column, exc, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlmodel import Session
@@ -64,7 +65,17 @@ _HISTORY = f"""history AS (
     LIMIT CAST(:window AS integer)
 )"""  # noqa: S608  (a constant expression)
 
-# Every statement that opens a turn answers with these rows, plus its own marker rows.
+# Every statement that opens a turn answers with these rows, plus its own marker rows, all of
+# these columns. Declared (positionally, typed), the statement's result metadata is built once per
+# container, like its compiled SQL, instead of from the cursor's description at every turn.
+_TURN_ROW = (
+    column("kind", Text),
+    column("id", BigInteger),
+    column("conversation_id", BigInteger),
+    column("role", Text),
+    column("content", Text),
+    column("tool_calls", JSONB),
+)
 _TURN_AND_HISTORY = """
 SELECT 'turn' AS kind, turn.question_id AS id, turn.conversation_id, NULL AS role,
        NULL AS content, NULL::jsonb AS tool_calls
@@ -131,7 +142,7 @@ SELECT 'conversation', NULL, candidate.conversation_id, NULL, NULL, NULL FROM ca
 UNION ALL
 SELECT 'limited', CAST(limited.retry_after_seconds AS bigint), NULL, NULL, NULL, NULL
 FROM limited
-""")  # noqa: S608  (constant fragments; every value is a bound parameter)
+""").columns(*_TURN_ROW)  # noqa: S608  (constant fragments; every value is a bound parameter)
 
 # A retry of an unanswered turn whose lease expired: take the lease (compare-and-set on its
 # expiry), find the stored question, read the window before it.
@@ -162,9 +173,10 @@ UNION ALL  -- a step's columns in the union's: step, round, name, status, {{argu
 SELECT 'step', steps.step, steps.round, steps.name, steps.status,
        jsonb_build_object('arguments', steps.arguments, 'task', steps.task)
 FROM steps
-""")  # noqa: S608
+""").columns(*_TURN_ROW)  # noqa: S608
 
-_FINISH_TURN = text("""
+_FINISH_TURN = (
+    text("""
 WITH input AS (
     SELECT CAST(:conversation_id AS bigint) AS conversation_id,
            CAST(:user_id AS varchar) AS user_id, CAST(:content AS text) AS content,
@@ -192,7 +204,10 @@ answered AS (  -- the turn's Idempotency-Key, if it has one, gets the response
       AND k.user_message_id = input.reply_to_id
 )
 SELECT id FROM stored
-""").bindparams(bindparam("tool_calls", type_=JSONB), bindparam("response", type_=JSON))
+""")
+    .bindparams(bindparam("tool_calls", type_=JSONB), bindparam("response", type_=JSON))
+    .columns(column("id", BigInteger))
+)
 
 
 def _conversation_vanished(error: exc.IntegrityError) -> bool:
@@ -204,8 +219,10 @@ def _conversation_vanished(error: exc.IntegrityError) -> bool:
 def _execute_turn_statement(
     session: Session, statement: Any, parameters: dict[str, Any]
 ) -> list[Row[Any]]:
+    # Through the session's Core connection: the ORM's execute path (its compile state, events
+    # and bind lookup) has nothing to add to a textual statement, and cost as much CPU as psycopg.
     try:
-        rows = list(session.execute(statement, parameters).all())
+        rows = list(session.connection().execute(statement, parameters).all())
     except exc.IntegrityError as error:
         session.rollback()
         if _conversation_vanished(error):
@@ -215,36 +232,36 @@ def _execute_turn_statement(
     return rows
 
 
-def _opened(rows: list[Row[Any]]) -> OpenedTurn | None:
-    turn = next((row for row in rows if row.kind == "turn"), None)
+def _opened(rows: Sequence[Sequence[Any]]) -> OpenedTurn | None:
+    # One pass, each row unpacked by position (_TURN_ROW's order): reading columns by name, and
+    # a pass per kind of row, cost as much as the rest of the turn's own Python.
+    turn: tuple[int, int] | None = None
+    history: list[HistoryMessage] = []
+    steps: list[RecordedStep] = []
+    for kind, id_, conversation_id, role, content, tool_calls in rows:
+        if kind == "history":
+            history.append(
+                HistoryMessage(id=id_, role=Role(role), content=content, tool_calls=tool_calls)
+            )
+        elif kind == "turn" and turn is None:
+            turn = (id_, conversation_id)
+        elif kind == "step":
+            steps.append(
+                recorded_step_from(
+                    step=id_,
+                    round_=conversation_id,
+                    name=role,
+                    status=content,
+                    arguments=tool_calls["arguments"],
+                    task=tool_calls["task"],
+                )
+            )
     if turn is None:
         return None
-    # Rows arrive newest first; the assistant reads oldest first.
-    history = [
-        HistoryMessage(id=r.id, role=Role(r.role), content=r.content, tool_calls=r.tool_calls)
-        for r in reversed(rows)
-        if r.kind == "history"
-    ]
-    steps = sorted(
-        (
-            recorded_step_from(
-                step=r.id,
-                round_=r.conversation_id,
-                name=r.role,
-                status=r.content,
-                arguments=r.tool_calls["arguments"],
-                task=r.tool_calls["task"],
-            )
-            for r in rows
-            if r.kind == "step"
-        ),
-        key=lambda step: step.step,
-    )
+    history.reverse()  # rows arrive newest first; the assistant reads oldest first
+    steps.sort(key=lambda step: step.step)
     return OpenedTurn(
-        conversation_id=turn.conversation_id,
-        user_message_id=turn.id,
-        history=history,
-        recorded_steps=steps,
+        conversation_id=turn[1], user_message_id=turn[0], history=history, recorded_steps=steps
     )
 
 
@@ -331,7 +348,7 @@ def finish_turn(
         "response": response,
     }
     try:
-        reply_id = session.execute(_FINISH_TURN, parameters).scalar_one_or_none()
+        reply_id = session.connection().execute(_FINISH_TURN, parameters).scalar_one_or_none()
     except exc.IntegrityError as error:
         session.rollback()
         if _conversation_vanished(error):

@@ -178,20 +178,24 @@ def run_recorded(
 ) -> dict[str, Any] | None:
     """Run one write with its record; the task's row, or None if no task was affected.
     IntegrityError if the step is already recorded (another attempt ran it): nothing changed."""
-    try:
-        row = session.execute(
-            _STATEMENTS[statement],
-            {
-                "user_message_id": key.user_message_id,
-                "step": key.step,
-                "round": key.round,
-                "name": name,
-                "arguments": arguments,
-                "status": status,
-                "now": utc_now(),
-                **values,
-            },
-        ).one_or_none()
+    try:  # on the session's Core connection, as the turn's own statements (see chat.store)
+        row = (
+            session.connection()
+            .execute(
+                _STATEMENTS[statement],
+                {
+                    "user_message_id": key.user_message_id,
+                    "step": key.step,
+                    "round": key.round,
+                    "name": name,
+                    "arguments": arguments,
+                    "status": status,
+                    "now": utc_now(),
+                    **values,
+                },
+            )
+            .one_or_none()
+        )
     except Exception:
         session.rollback()
         raise

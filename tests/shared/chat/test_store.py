@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session
 
 from todo_core.chat import store
@@ -157,3 +158,38 @@ def test_store_history_window_is_a_backward_index_scan_at_any_length(
             window = [s for s in scans if s.get("Index Name") == "ix_message_conversation_turn"]
             assert [s["Scan Direction"] for s in window] == ["Backward"], json.dumps(scans)
             assert not [s for s in scans if s["Node Type"] == "Seq Scan"], json.dumps(scans)
+
+
+def test_store_turn_statements_build_their_result_metadata_once(
+    session: Session, alice: str
+) -> None:
+    # The statements declare their result columns, so SQLAlchemy builds each one's result
+    # metadata once per container (with its compiled form), not from the cursor at every turn.
+    built: dict[str, list[object]] = {"open": [], "finish": []}
+
+    def record(conn: Any, statement: Any, *args: Any) -> None:
+        result = args[-1]
+        for name, known in (("open", store._OPEN_TURN), ("finish", store._FINISH_TURN)):
+            if statement is known:
+                built[name].append(result._metadata)
+
+    engine = get_engine()
+    event.listen(engine, "after_execute", record)
+    try:
+        for _ in range(2):
+            turn = store.open_turn(
+                session, user_id=alice, conversation_id=None, content="q", title="t", window=5
+            )
+            store.finish_turn(
+                session,
+                user_id=alice,
+                conversation_id=turn.conversation_id,
+                reply_to_id=turn.user_message_id,
+                content="a",
+                tool_calls=[],
+            )
+    finally:
+        event.remove(engine, "after_execute", record)
+    for name, metadata in built.items():
+        assert len(metadata) == 2, name
+        assert metadata[0] is metadata[1], name
