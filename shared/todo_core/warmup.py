@@ -21,6 +21,9 @@ hang:
   changes (backslash escapes, the server's feature flags) reaches only literal values rendered
   inline and DDL, which these statements do not have; a statement executed with other keys
   simply misses the cache and compiles as before;
+* SQLAlchemy's per-class event dispatchers of the engine, the connection and the session (made
+  when the first instance of each class is, without a connection here), and FastAPI's cached
+  classification of each dependency's callable (generator, coroutine: read with ``inspect``);
 * the app's middleware stack (Starlette builds it on the first request), and FastAPI's record of
   where each endpoint is defined (it reads and tokenizes the endpoint's source file the first time
   the endpoint is called, to name it in error reports).
@@ -44,13 +47,15 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import fastapi.dependencies.models
 import fastapi.routing
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.sql import compiler
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
+from sqlmodel import Session
 
 from todo_core.db import get_engine
 from todo_core.observability import logger
@@ -119,6 +124,37 @@ def precompile_statements(engine: Engine) -> int:
     return count
 
 
+def _create_event_dispatchers(engine: Engine) -> None:
+    """The per-class event dispatchers SQLAlchemy makes for the first engine, connection and
+    session instance it sees (a dictionary of empty listeners per event: tens per class)."""
+    for cls in (type(engine), Connection, Session):
+        dispatch: Any = cls.dispatch
+        dispatch._for_class(cls)
+
+
+def _dependencies(dependant: Any) -> Iterator[Any]:
+    yield dependant
+    for sub_dependant in dependant.dependencies:
+        yield from _dependencies(sub_dependant)
+
+
+def _classify_dependency_callables(app: FastAPI) -> None:
+    """FastAPI's (cached) answers to "is this dependency a generator, an async generator, a
+    coroutine?", asked of every dependency of every route. Private helpers of FastAPI's: absent
+    from another version, skipped."""
+    classifiers = [
+        getattr(fastapi.dependencies.models, name, None)
+        for name in ("_is_gen_callable", "_is_async_gen_callable", "_is_coroutine_callable")
+    ]
+    for route in app.router.routes:
+        if not isinstance(route, fastapi.routing.APIRoute):
+            continue
+        for dependant in _dependencies(route.dependant):
+            for classify in classifiers:
+                if classify is not None and dependant.call is not None:
+                    classify(dependant.call)
+
+
 def warm_up(app: FastAPI) -> None:
     """Do the first request's once-per-container work for ``app`` now, in Lambda's init phase.
     Never raises: anything that fails is left to the first request, which reports it."""
@@ -133,11 +169,14 @@ def warm_up(app: FastAPI) -> None:
         else:
             get_settings()
             configure_mappers()
-            precompile_statements(get_engine())
+            engine = get_engine()
+            precompile_statements(engine)
+            _create_event_dispatchers(engine)
     except Exception as error:  # the first request meets it again and answers for it
         logger.warning("warm-up skipped: %s", type(error).__name__)
     app.middleware_stack = app.build_middleware_stack()
     configure_mappers()
+    _classify_dependency_callables(app)
     # A private helper of FastAPI's (it caches by endpoint): absent from another version, skipped.
     endpoint_context = getattr(fastapi.routing, "_extract_endpoint_context", None)
     for route in app.router.routes:
