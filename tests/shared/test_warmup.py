@@ -30,6 +30,10 @@ spec.loader.exec_module(module)
 from todo_core.db import get_engine
 pool = get_engine().pool
 connections_at_import = pool.checkedin() + pool.checkedout()
+import gc
+frozen_at_import = gc.get_freeze_count()
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
 cache = get_engine()._compiled_cache
 precompiled = {key: compiled.string for key, compiled in cache.items()}
 asyncio.set_event_loop(asyncio.new_event_loop())
@@ -58,6 +62,8 @@ print(json.dumps({
     "backslash_escapes": dialect._backslash_escapes,
     "precompiled": len(precompiled),
     "cache_sizes": cache_sizes,
+    "frozen_at_import": frozen_at_import,
+    "full_collections": collections.count(2),
     "precompiled_sql_unchanged": set(precompiled.values()) <= recompiled,
 }))
 """
@@ -119,6 +125,10 @@ def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
     assert result["precompiled"] > 0
     assert result["cache_sizes"] == [result["precompiled"]] * 2
     assert result["precompiled_sql_unchanged"] is True
+    # What init created is frozen: no full collection scans it during the requests.
+    assert isinstance(result["frozen_at_import"], int)
+    assert result["frozen_at_import"] > 10_000
+    assert result["full_collections"] == 0
     # One connection; each request sends only its own statement: no version(), current_schema(),
     # isolation level or standard_conforming_strings query before the first one.
     assert counts.startups == 1
