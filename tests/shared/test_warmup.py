@@ -30,6 +30,9 @@ spec.loader.exec_module(module)
 from todo_core.db import get_engine
 pool = get_engine().pool
 connections_at_import = pool.checkedin() + pool.checkedout()
+from sqlalchemy import Connection
+from sqlmodel import Session
+dispatchers_at_import = [cls in cls.dispatch._empty_listener_reg for cls in (Connection, Session)]
 import gc
 frozen_at_import = gc.get_freeze_count()
 collections = []
@@ -63,6 +66,7 @@ print(json.dumps({
     "precompiled": len(precompiled),
     "cache_sizes": cache_sizes,
     "frozen_at_import": frozen_at_import,
+    "dispatchers_at_import": dispatchers_at_import,
     "full_collections": collections.count(2),
     "precompiled_sql_unchanged": set(precompiled.values()) <= recompiled,
 }))
@@ -125,6 +129,7 @@ def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
     assert result["precompiled"] > 0
     assert result["cache_sizes"] == [result["precompiled"]] * 2
     assert result["precompiled_sql_unchanged"] is True
+    assert result["dispatchers_at_import"] == [True, True]
     # What init created is frozen: no full collection scans it during the requests.
     assert isinstance(result["frozen_at_import"], int)
     assert result["frozen_at_import"] > 10_000
