@@ -30,6 +30,15 @@ spec.loader.exec_module(module)
 from todo_core.db import get_engine
 pool = get_engine().pool
 connections_at_import = pool.checkedin() + pool.checkedout()
+from sqlalchemy import Connection
+from sqlmodel import Session
+dispatchers_at_import = [cls in cls.dispatch._empty_listener_reg for cls in (Connection, Session)]
+import gc
+frozen_at_import = gc.get_freeze_count()
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+cache = get_engine()._compiled_cache
+precompiled = {key: compiled.string for key, compiled in cache.items()}
 asyncio.set_event_loop(asyncio.new_event_loop())
 class Context:
     function_name = "get_task"
@@ -38,18 +47,28 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:get_task"
     def get_remaining_time_in_millis(self):
         return 10_000
-statuses, new_modules = [], []
+statuses, new_modules, cache_sizes = [], [], []
 for _ in range(2):
     before = set(sys.modules)
     statuses.append(module.handler(event, Context())["statusCode"])
     new_modules.append(sorted(set(sys.modules) - before))
+    cache_sizes.append(len(cache))
 dialect = get_engine().dialect
+from todo_core.warmup import module_statements
+# Compiled again now that the first connection has initialised the dialect: the same SQL.
+recompiled = {str(statement.compile(dialect=dialect)) for statement in module_statements()}
 print(json.dumps({
     "connections_at_import": connections_at_import,
     "statuses": statuses,
     "new_modules": new_modules,
     "server_version": list(dialect.server_version_info or ()),
     "backslash_escapes": dialect._backslash_escapes,
+    "precompiled": len(precompiled),
+    "cache_sizes": cache_sizes,
+    "frozen_at_import": frozen_at_import,
+    "dispatchers_at_import": dispatchers_at_import,
+    "full_collections": collections.count(2),
+    "precompiled_sql_unchanged": set(precompiled.values()) <= recompiled,
 }))
 """
 
@@ -104,6 +123,17 @@ def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
     assert result["connections_at_import"] == 0
     assert result["statuses"] == [404, 404]
     assert result["new_modules"] == [[], []]
+    # The statements were compiled at import, as the initialised dialect compiles them, and the
+    # first request found its statement in the cache (no new entry).
+    assert isinstance(result["precompiled"], int)
+    assert result["precompiled"] > 0
+    assert result["cache_sizes"] == [result["precompiled"]] * 2
+    assert result["precompiled_sql_unchanged"] is True
+    assert result["dispatchers_at_import"] == [True, True]
+    # What init created is frozen: no full collection scans it during the requests.
+    assert isinstance(result["frozen_at_import"], int)
+    assert result["frozen_at_import"] > 10_000
+    assert result["full_collections"] == 0
     # One connection; each request sends only its own statement: no version(), current_schema(),
     # isolation level or standard_conforming_strings query before the first one.
     assert counts.startups == 1
