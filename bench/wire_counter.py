@@ -49,10 +49,18 @@ def _read_exact(sock: socket.socket, size: int) -> bytes:
 
 
 class CountingProxy:
-    """Listens on 127.0.0.1 (``port``), relays to ``upstream_port``, and counts."""
+    """Listens on 127.0.0.1 (``port``), relays to ``upstream_port`` (or to the Unix socket
+    ``upstream_socket``, where a local server listens on no TCP port), and counts."""
 
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        upstream_host: str = "127.0.0.1",
+        *,
+        upstream_socket: str | None = None,
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.upstream_socket = upstream_socket
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -83,14 +91,22 @@ class CountingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.upstream)
-            for sock in (client, server):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            server = self._connect_upstream()
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sockets += [client, server]
             threading.Thread(
                 target=self._client_to_server, args=(client, server), daemon=True
             ).start()
             threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+    def _connect_upstream(self) -> socket.socket:
+        if self.upstream_socket is not None:
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.connect(self.upstream_socket)
+            return server
+        server = socket.create_connection(self.upstream)
+        server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return server
 
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:

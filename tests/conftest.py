@@ -15,7 +15,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from bench.wire_counter import CountingProxy
 from sqlalchemy.engine import make_url
 
 from devserver.migrations import migrate
@@ -23,7 +22,7 @@ from devserver.mint_token import mint_token
 from devserver.pgbouncer import dedicated_pgbouncer
 from devserver.server import Gateway
 from tests.api_client import ApiClient, Response
-from tests.wire_tap import WireTap, proxied_url, upstream_port
+from tests.wire_tap import WireTap, counting_proxy_for, proxied_url
 from todo_core.db import reset_engine
 from todo_core.settings import get_settings
 
@@ -174,7 +173,7 @@ def send_chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Re
 def wire(app_environment: dict[str, str], api: ApiClient) -> Iterator[WireTap]:
     """The functions reach the database through a round-trip counter for this test (placed
     between them and PgBouncer in the PgBouncer run); ``api`` cleans the tables afterwards."""
-    proxy = CountingProxy(upstream_port(app_environment["DATABASE_URL"]))
+    proxy = counting_proxy_for(app_environment["DATABASE_URL"])
     try:
         with functions_environment(
             {"DATABASE_URL": proxied_url(app_environment["DATABASE_URL"], proxy)}

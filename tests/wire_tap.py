@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from bench.wire_counter import CountingProxy, WireCounts
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import make_url
 
 from tests.polling import wait_until
@@ -24,14 +25,21 @@ def proxied_url(url: str, proxy: CountingProxy) -> str:
     """``url`` with the proxy as its host and port (no TLS: the proxy reads the bytes)."""
     return (
         make_url(url)
+        .difference_update_query(["host", "port"])
         .set(host="127.0.0.1", port=proxy.port)
         .update_query_dict({"sslmode": "disable"})
         .render_as_string(hide_password=False)
     )
 
 
-def upstream_port(url: str) -> int:
-    return make_url(url).port or 5432
+def counting_proxy_for(url: str) -> CountingProxy:
+    """A counter in front of what ``url`` reaches: a TCP port, or the Unix socket of a server
+    that listens on none (the embedded PostgreSQL of ``make run``)."""
+    target = conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    host, port = str(target.get("host") or "127.0.0.1"), int(target.get("port") or 5432)
+    if host.startswith("/"):
+        return CountingProxy(port, upstream_socket=f"{host}/.s.PGSQL.{port}")
+    return CountingProxy(port, host)
 
 
 class WireTap:
