@@ -112,7 +112,7 @@ STAGE ?= dev
 deploy: build  ## sam deploy --config-env $(STAGE) (AWS credentials from your environment)
 	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE)
 
-test: lint typecheck validate pytest pytest-pgbouncer pytest-embedded lambda-check  ## Everything CI runs: lint, types, template, tests (direct, via PgBouncer, embedded), the built functions on the target runtime
+test: lint typecheck validate lambda-check pytest pytest-pgbouncer pytest-embedded  ## Everything CI runs: lint, types, template, the built functions on the target runtime, tests (direct, via PgBouncer, embedded)
 
 audit: install  ## pip-audit the pinned runtime and dev dependencies (fails on a known vulnerability)
 	bash infra/audit.sh
