@@ -47,6 +47,7 @@ from bench.harness import (
     temporary_database,
     write_results,
 )
+from bench.render import cold_start_table
 
 DRIVER = ROOT / "bench" / "cold_driver.py"
 FLOORS = {
@@ -320,39 +321,7 @@ def _summarize(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]
 def _print(rows: list[dict[str, Any]], runs: int) -> None:
     print_table(
         f"1. Cold start (median of {runs} fresh processes; import + first event on PostgreSQL)",
-        [
-            "function",
-            "total ms",
-            "CPU ms",
-            "x a (CPU)",
-            "IQR of x a",
-            "import ms",
-            "1st event ms",
-            "process ms",
-            "x a (wall)",
-            "x b (wall)",
-            "peak RSS MB",
-            "modules",
-            "target",
-        ],
-        [
-            [
-                r["name"],
-                r["total_ms"],
-                r["cpu_ms"],
-                r["cpu_vs_floor_a"],
-                "{:.2f}-{:.2f}".format(*r["cpu_vs_floor_a_iqr"]),
-                r["import_ms"],
-                r["first_event_ms"],
-                r["process_wall_ms"],
-                r["vs_floor_a"],
-                r["vs_floor_b"],
-                r["peak_rss_mb"],
-                r["modules"],
-                "-" if r["name"] in FLOORS else ("ok" if r["meets_targets"] else "MISSED"),
-            ]
-            for r in rows
-        ],
+        *cold_start_table({"rows": rows}),
     )
     print(
         f"target: CPU <= {TARGET_RATIO}x floor (a)'s and peak RSS < {TARGET_RSS_MB:.0f} MB."

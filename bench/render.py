@@ -60,8 +60,8 @@ def _recorded_run(results: Results) -> str:
     )
 
 
-def _cold_start_table(results: Results) -> str:
-    data = results["cold_start"]
+def cold_start_table(data: Results) -> Table:
+    """Section 1's table, from ``cold_start.json`` (printed by the benchmark too)."""
     headers = [
         "function",
         "total ms",
@@ -95,7 +95,11 @@ def _cold_start_table(results: Results) -> str:
         ]
         for r in data["rows"]
     ]
-    return _code(format_table(headers, rows))
+    return headers, rows
+
+
+def _cold_start_table(results: Results) -> str:
+    return _code(format_table(*cold_start_table(results["cold_start"])))
 
 
 def _cold_start_verdict(results: Results) -> str:
