@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import CHAR, JSON, BigInteger, Column, Index, select, update
+from sqlalchemy import CHAR, JSON, BigInteger, Column, Index, bindparam, select, update
 from sqlalchemy.sql.expression import Update
 from sqlmodel import Field, Session, SQLModel, col
 
@@ -202,22 +202,44 @@ PG_PURGE_CTE = """purged AS (
 # --- Reading and settling a key: one small statement each ---
 
 
+_READ_KEY = select(
+    col(IdempotencyKey.request_hash),
+    col(IdempotencyKey.status_code),
+    col(IdempotencyKey.response),
+    col(IdempotencyKey.conversation_id),
+    col(IdempotencyKey.user_message_id),
+    col(IdempotencyKey.locked_until),
+).where(
+    col(IdempotencyKey.user_id) == bindparam("owner"),
+    col(IdempotencyKey.key) == bindparam("the_key"),
+    col(IdempotencyKey.expires_at) > bindparam("now"),
+)
+
+
+def _update_unanswered() -> Update:
+    """An UPDATE of the user's key while it has no response (a settled key never changes)."""
+    return update(IdempotencyKey).where(
+        col(IdempotencyKey.user_id) == bindparam("owner"),
+        col(IdempotencyKey.key) == bindparam("the_key"),
+        col(IdempotencyKey.response).is_(None),
+    )
+
+
+_RECORD_RESPONSE = _update_unanswered().values(
+    status_code=bindparam("new_status_code"),
+    response=bindparam("new_response", type_=JSON),
+    locked_until=None,
+)
+_RELEASE_LEASE = _update_unanswered().values(locked_until=bindparam("now"))
+
+
 def read_key(session: Session, *, user_id: str, key: str, now: datetime) -> StoredKey | None:
     """The user's live row for ``key``, if any (an expired row counts as absent)."""
-    row = session.execute(
-        select(
-            col(IdempotencyKey.request_hash),
-            col(IdempotencyKey.status_code),
-            col(IdempotencyKey.response),
-            col(IdempotencyKey.conversation_id),
-            col(IdempotencyKey.user_message_id),
-            col(IdempotencyKey.locked_until),
-        ).where(
-            col(IdempotencyKey.user_id) == user_id,
-            col(IdempotencyKey.key) == key,
-            col(IdempotencyKey.expires_at) > now,
-        )
-    ).one_or_none()
+    row = (
+        session.connection()
+        .execute(_READ_KEY, {"owner": user_id, "the_key": key, "now": now})
+        .one_or_none()
+    )
     if row is None:
         return None
     return StoredKey(
@@ -230,29 +252,24 @@ def read_key(session: Session, *, user_id: str, key: str, now: datetime) -> Stor
     )
 
 
-def _update_unanswered(user_id: str, key: str) -> Update:
-    """An UPDATE of the user's key while it has no response (a settled key never changes)."""
-    return update(IdempotencyKey).where(
-        col(IdempotencyKey.user_id) == user_id,
-        col(IdempotencyKey.key) == key,
-        col(IdempotencyKey.response).is_(None),
-    )
-
-
 def record_response(
     session: Session, *, user_id: str, key: str, status_code: int, response: dict[str, Any]
 ) -> None:
     """Settle a key with its request's final response (e.g. a 404 when the chat turn's
     conversation was deleted while it ran): retries replay it instead of waiting on a lease."""
-    session.execute(
-        _update_unanswered(user_id, key).values(
-            status_code=status_code, response=response, locked_until=None
-        )
+    session.connection().execute(
+        _RECORD_RESPONSE,
+        {
+            "owner": user_id,
+            "the_key": key,
+            "new_status_code": status_code,
+            "new_response": response,
+        },
     )
     session.commit()
 
 
 def release_lease(session: Session, *, user_id: str, key: str, now: datetime) -> None:
     """End an unanswered request's lease at once (its work failed): a retry may take over."""
-    session.execute(_update_unanswered(user_id, key).values(locked_until=now))
+    session.connection().execute(_RELEASE_LEASE, {"owner": user_id, "the_key": key, "now": now})
     session.commit()

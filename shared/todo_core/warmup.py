@@ -122,7 +122,9 @@ def precompile_statements(engine: Engine) -> int:
         statement._compile_w_cache(  # as Connection._execute_clauseelement calls it
             dialect,
             compiled_cache=cache,
-            column_keys=sorted({bind.key for bind in cache_key.bindparams}),
+            # The keys a caller passes: the parameters without a value of their own (a literal
+            # such as ``values(completed=False)`` is a bound parameter too, but never passed).
+            column_keys=sorted({bind.key for bind in cache_key.bindparams if bind.required}),
             for_executemany=False,
             schema_translate_map=None,
             linting=dialect.compiler_linting | compiler.WARN_LINTING,

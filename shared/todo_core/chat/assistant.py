@@ -40,7 +40,7 @@ ASSISTANTS: dict[str, AssistantFactory] = {"builtin": _builtin, "openai": _opena
 # whole budget). The other assistant's module is never loaded.
 _CONFIGURED = os.environ.get("CHAT_ASSISTANT", "").strip() or "builtin"
 if _CONFIGURED == "openai":
-    import todo_core.chat.openai_assistant  # noqa: F401
+    import todo_core.chat.openai_assistant
 elif _CONFIGURED == "builtin":
     import todo_core.chat.builtin_assistant  # noqa: F401
 

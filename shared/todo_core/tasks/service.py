@@ -11,7 +11,7 @@ builds no ORM object and touches no identity map, which cost more than the SQL i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cache
+from itertools import combinations
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -73,10 +73,8 @@ _TOGGLE = (
 _DELETE = delete(Task).where(_THE_TASK).returning(*_RETURNED)
 
 
-@cache
 def _update_statement(fields: tuple[str, ...]) -> ReturningUpdate[Any]:
-    """UPDATE of ``fields`` (and ``updated_at``): one statement per set of fields a client may
-    send, built on first use and kept for the container's life."""
+    """UPDATE of ``fields`` (and ``updated_at``)."""
     values: dict[str, Any] = {field: bindparam(f"new_{field}") for field in fields}
     return (
         update(Task)
@@ -84,6 +82,15 @@ def _update_statement(fields: tuple[str, ...]) -> ReturningUpdate[Any]:
         .values(**values, updated_at=bindparam("now"))
         .returning(*_RETURNED)
     )
+
+
+_UPDATE = {
+    fields: _update_statement(fields)
+    for size in range(len(_UPDATABLE) + 1)
+    for fields in combinations(_UPDATABLE, size)
+}
+"""One UPDATE per set of fields a client may send (in ``_UPDATABLE``'s order), all built at
+import so that init compiles them with the other statements."""
 
 
 _TASKS = TypeAdapter(list[TaskPublic])
@@ -157,7 +164,7 @@ def update_task(session: Session, *, user_id: str, task_id: int, data: TaskUpdat
     fields = tuple(field for field in _UPDATABLE if field in sent)
     return _change_one(
         session,
-        _update_statement(fields),
+        _UPDATE[fields],
         user_id=user_id,
         task_id=task_id,
         values={**{f"new_{field}": sent[field] for field in fields}, "now": utc_now()},
