@@ -1,4 +1,5 @@
-"""Bearer token verification: one seam, :func:`verify_token`, that returns the token's user id.
+"""Bearer token verification: one seam, :func:`verify_token`, that returns the token's user id
+(:func:`verify`: with the algorithm and expiry, for a caller that caches the result).
 
 Two kinds of token are accepted, each only when configured, and they cannot be confused:
 
@@ -264,9 +265,19 @@ def _check_claim_types(claims: dict[str, Any]) -> None:
         raise NotAuthenticated("Invalid token (aud)")
 
 
-def verify_token(token: str, *, settings: Settings | None = None) -> str:
-    """Verify ``token`` and return its subject (the user id). Raise NotAuthenticated otherwise,
-    or ServiceUnavailable when the token needs the JWKS and it cannot be fetched."""
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """What a token proved: its user, how it was signed, and until when (its ``exp``)."""
+
+    subject: str
+    algorithm: str
+    expires_at: float
+
+
+def verify(token: str, *, settings: Settings | None = None) -> VerifiedToken:
+    """Verify ``token``: NotAuthenticated if it is not good, ServiceUnavailable when it needs
+    the JWKS and that cannot be fetched. The token is parsed twice (its header to choose the
+    key, then PyJWT's verifying decode), never more."""
     settings = settings or get_settings()
     try:
         header = jwt.get_unverified_header(token)
@@ -288,4 +299,13 @@ def verify_token(token: str, *, settings: Settings | None = None) -> str:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise NotAuthenticated("Token has no subject")
-    return subject
+    # Both decoders require ``exp``, and _check_claim_types made sure it is a number. It is kept
+    # as sent: an integer too large for a float is still a valid (if distant) expiry.
+    expires_at: float = claims["exp"]
+    return VerifiedToken(subject=subject, algorithm=algorithm, expires_at=expires_at)
+
+
+def verify_token(token: str, *, settings: Settings | None = None) -> str:
+    """Verify ``token`` and return its subject (the user id). Raise NotAuthenticated otherwise,
+    or ServiceUnavailable when the token needs the JWKS and it cannot be fetched."""
+    return verify(token, settings=settings).subject

@@ -19,13 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-import jwt
 from fastapi import Depends, Header, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
 from sqlmodel import Session
 
-from todo_core.auth import LEEWAY_SECONDS, verify_token
+from todo_core.auth import LEEWAY_SECONDS, verify
 from todo_core.db import open_session
 from todo_core.errors import NotAuthenticated, PermissionDenied
 from todo_core.ids import MAX_ID, USER_ID_MAX, USER_ID_PATTERN
@@ -76,18 +75,16 @@ class VerifiedTokens:
 
     def subject(self, token: str, settings: Settings) -> str:
         """The user ``token`` proves; NotAuthenticated (or ServiceUnavailable) as
-        :func:`todo_core.auth.verify_token` raises them."""
+        :func:`todo_core.auth.verify` raises them."""
         now = self.clock()
         entry = self._entries.get(token)
         if entry is not None and entry.settings is settings and now < entry.valid_until:
             return entry.subject
-        subject = verify_token(token, settings=settings)
-        if jwt.get_unverified_header(token).get("alg") == "HS256":
-            expiry = jwt.decode(token, options={"verify_signature": False}).get("exp")
-            if isinstance(expiry, int | float) and not isinstance(expiry, bool):
-                valid_until = min(expiry + LEEWAY_SECONDS, now + self.max_age)
-                self._remember(token, _Verified(subject, settings, valid_until))
-        return subject
+        verified = verify(token, settings=settings)
+        if verified.algorithm == "HS256":
+            valid_until = min(verified.expires_at + LEEWAY_SECONDS, now + self.max_age)
+            self._remember(token, _Verified(verified.subject, settings, valid_until))
+        return verified.subject
 
     def _remember(self, token: str, entry: _Verified) -> None:
         self._entries.pop(token, None)

@@ -12,7 +12,7 @@ from devserver.mint_token import mint_token
 from tests.api_client import ApiClient
 from tests.conftest import TEST_SECRET
 from todo_core import deps
-from todo_core.auth import LEEWAY_SECONDS
+from todo_core.auth import LEEWAY_SECONDS, VerifiedToken
 from todo_core.deps import VerifiedTokens
 from todo_core.errors import NotAuthenticated
 from todo_core.settings import load_settings
@@ -33,13 +33,13 @@ class Clock:
 @pytest.fixture
 def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    verify = deps.verify_token
+    verify = deps.verify
 
-    def counting(token: str, **kwargs: object) -> str:
+    def counting(token: str, **kwargs: object) -> VerifiedToken:
         calls.append(token)
         return verify(token, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(deps, "verify_token", counting)
+    monkeypatch.setattr(deps, "verify", counting)
     return calls
 
 
