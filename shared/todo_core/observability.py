@@ -38,16 +38,39 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 _cold_start = True
 
 
+class _Environment:
+    """What Powertools reads of a Lambda context to name a ColdStart metric: the function."""
+
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+
+
+def publish_cold_start(function_name: str) -> None:
+    """Publish this container start's ``ColdStart`` metric now rather than with the first
+    invocation's metrics. In Lambda the init-phase warm-up calls it for an on-demand start (init
+    CPU is not the request's), and SnapStart's after-restore hook for each restored environment;
+    elsewhere (the local server, tests) the first invocation does."""
+    global _cold_start  # noqa: PLW0603  (one flag per container, as Lambda's cold start is)
+    _cold_start = False
+    context: Any = _Environment(function_name)  # all of LambdaContext Powertools reads here
+    metrics.provider.add_cold_start_metric(context=context)
+
+
+def skip_cold_start() -> None:
+    """This container start is no user's cold start (provisioned concurrency, as Powertools
+    counts it, or the init that SnapStart snapshots): no ``ColdStart`` for it."""
+    global _cold_start  # noqa: PLW0603
+    _cold_start = False
+
+
 def count(name: str, value: int = 1) -> None:
     """Add ``value`` to the metric ``name``; published when the current invocation ends."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def _flush_metrics(context: Any) -> None:
-    global _cold_start  # noqa: PLW0603  (one flag per container, as Lambda's cold start is)
     if _cold_start:
-        _cold_start = False
-        metrics.provider.add_cold_start_metric(context=context)
+        publish_cold_start(context.function_name)
     # Powertools warns on an empty flush; most requests record no metric, which is normal here.
     if metrics.metric_set:
         metrics.flush_metrics()

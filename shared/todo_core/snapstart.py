@@ -13,7 +13,8 @@ all of them, so:
   numbers), and Powertools' secret cache is emptied, so the next request reads the secrets
   again: their cached age would otherwise count from the snapshot's time, not the restore's,
   and a rotation made meanwhile would be missed. Powertools Logger's per-request keys
-  (correlation and request ids) are cleared too.
+  (correlation and request ids) are cleared too, and the restore publishes its ``ColdStart``
+  metric (the snapshotted init published none).
 
 The hooks are registered with ``snapshot-restore-py``, which the runtime interface client calls;
 without SnapStart they are never called.
@@ -21,13 +22,14 @@ without SnapStart they are never called.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 
 from snapshot_restore_py import register_after_restore, register_before_snapshot
 
 from todo_core.db import close_connections, forget_connections
-from todo_core.observability import logger
+from todo_core.observability import logger, publish_cold_start
 
 
 def before_snapshot() -> None:
@@ -39,6 +41,7 @@ def after_restore() -> None:
     """Make this restored environment's state its own."""
     random.seed()  # from os.urandom
     forget_connections()
+    publish_cold_start(os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""))
     _clear_secret_cache()
     logger.clear_state()
 

@@ -30,6 +30,8 @@ hang:
   request for some functions, cost 60-90 ms of CPU there; after a SnapStart restore it would also
   write to every page of the heap. The init leaves a few tens of unreachable objects, not worth
   the 75 ms a ``gc.collect()`` first would cost;
+* the ``ColdStart`` metric (Powertools builds and prints an EMF document for it), see
+  :func:`todo_core.observability.publish_cold_start`;
 * the app's middleware stack (Starlette builds it on the first request), and FastAPI's record of
   where each endpoint is defined (it reads and tokenizes the endpoint's source file the first time
   the endpoint is called, to name it in error reports).
@@ -65,7 +67,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlmodel import Session
 
 from todo_core.db import get_engine
-from todo_core.observability import logger
+from todo_core.observability import logger, publish_cold_start, skip_cold_start
 from todo_core.secrets import secret_sources
 from todo_core.settings import get_settings
 from todo_core.snapstart import register_hooks
@@ -191,4 +193,16 @@ def warm_up(app: FastAPI) -> None:
     for route in app.router.routes:
         if endpoint_context is not None and isinstance(route, fastapi.routing.APIRoute):
             endpoint_context(route.dependant.call)
+    _publish_cold_start()
     gc.freeze()
+
+
+def _publish_cold_start() -> None:
+    """The ColdStart metric, published at init: on demand, now; under SnapStart, after each
+    restore (the hook does it), not for the init it snapshots; with provisioned concurrency,
+    never (no user waits for that init)."""
+    initialization = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+    if initialization == "on-demand":
+        publish_cold_start(os.environ["AWS_LAMBDA_FUNCTION_NAME"])
+    else:
+        skip_cold_start()

@@ -171,3 +171,85 @@ def test_chat_logs_carry_no_message_content(
     assert any("CHAT_ASSISTANT" in line.get("message", "") for line in bad_lines)
     turns = [line["ChatTurns"] for line in lines if "ChatTurns" in line]
     assert turns == [[1.0], [1.0]]
+
+
+# Imports the health function as Lambda's init does (AWS_LAMBDA_FUNCTION_NAME is set, so the
+# warm-up runs), marks the end of init on stdout, serves two events; in "restore" mode it then
+# runs SnapStart's after-restore hooks (as a restored environment would) and serves once more.
+COLD_START_DRIVER = """
+import asyncio, importlib.util, json, sys
+import snapshot_restore_py
+sys.path[:0] = [sys.argv[2] + "/infra"]
+from devserver.events import LambdaContext
+spec = importlib.util.spec_from_file_location("health", sys.argv[2] + "/functions/health/app.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({"marker": "init done"}), flush=True)
+asyncio.set_event_loop(asyncio.new_event_loop())
+event = json.loads(sys.argv[1])
+context = LambdaContext(function_name="HealthFunction")
+for _ in range(2):
+    module.handler(event, context)
+if sys.argv[3] == "restore":
+    print(json.dumps({"marker": "restored"}), flush=True)
+    for hook, args, kwargs in snapshot_restore_py.get_after_restore():
+        hook(*args, **kwargs)
+    module.handler(event, context)
+"""
+
+
+def _container_start(initialization: str | None, mode: str) -> list[str]:
+    """What a container prints, in order: a ColdStart metric (with its function), the markers,
+    a request's log line."""
+    event = http_api_event(method="GET", raw_path="/health", route_key="GET /health")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT / "shared")}
+    environment["AWS_LAMBDA_FUNCTION_NAME"] = "HealthFunction"
+    environment.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
+    if initialization is not None:
+        environment["AWS_LAMBDA_INITIALIZATION_TYPE"] = initialization
+    result = subprocess.run(
+        [sys.executable, "-c", COLD_START_DRIVER, json.dumps(event), str(ROOT), mode],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    seen = []
+    for line in map(json.loads, result.stdout.splitlines()):
+        if "ColdStart" in line:
+            seen.append(f"ColdStart {line['function_name']}")
+        elif "marker" in line:
+            seen.append(line["marker"])
+        elif line.get("message") == "request":
+            seen.append("request")
+    return seen
+
+
+def test_cold_start_metric_is_published_at_init_once() -> None:
+    for initialization in (None, "on-demand"):
+        assert _container_start(initialization, "serve") == [
+            "ColdStart HealthFunction",
+            "init done",
+            "request",
+            "request",
+        ]
+
+
+def test_no_cold_start_metric_for_provisioned_concurrency() -> None:
+    assert _container_start("provisioned-concurrency", "serve") == [
+        "init done",
+        "request",
+        "request",
+    ]
+
+
+def test_snapstart_publishes_the_cold_start_of_each_restore_not_of_the_snapshot() -> None:
+    assert _container_start("snap-start", "restore") == [
+        "init done",
+        "request",
+        "request",
+        "restored",
+        "ColdStart HealthFunction",
+        "request",
+    ]
