@@ -1,12 +1,21 @@
 """The conversation history a chat UI pages through: a user's conversations, one
 conversation's messages, and deleting a conversation. Nothing here needs the assistant, so the
-history functions load none of it at cold start."""
+history functions load none of it at cold start.
+
+As in :mod:`todo_core.tasks.service`, the statements are SQLAlchemy Core, built once when the
+module is imported with every value a named bound parameter (none named after a column), so each
+is compiled once per container (at init in Lambda: :mod:`todo_core.warmup`); rows go straight
+into the public models, with no ORM object in between.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, delete, literal_column, select, tuple_
+from pydantic import TypeAdapter
+from sqlalchemy import BigInteger, Select, bindparam, delete, literal_column, select, tuple_
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from todo_core.chat.models import (
@@ -19,32 +28,86 @@ from todo_core.chat.models import (
     MessagePage,
     MessagePublic,
 )
-from todo_core.db import stored_id
+from todo_core.db import UTCDateTime
 from todo_core.errors import NotFound
 from todo_core.pagination import decode_cursor, encode_cursor, from_timestamp_key, timestamp_key
+
+_CONVERSATION_FIELDS = tuple(ConversationPublic.model_fields)
+"""The columns a conversation is read with, in ConversationPublic's order (its JSON's)."""
+_MESSAGE_FIELDS = tuple(MessagePublic.model_fields)
+"""The columns a message is read with, in MessagePublic's order (its JSON's)."""
+
+_TURN: ColumnElement[int] = literal_column(TURN_KEY_SQL, BigInteger)
+_THE_CONVERSATION = (col(Conversation.id) == bindparam("conversation")) & (
+    col(Conversation.user_id) == bindparam("owner")
+)
+
+
+def _conversations_statement(*, after_cursor: bool) -> Select[Any]:
+    query = select(*(col(getattr(Conversation, name)) for name in _CONVERSATION_FIELDS)).where(
+        col(Conversation.user_id) == bindparam("owner")
+    )
+    if after_cursor:
+        query = query.where(
+            tuple_(col(Conversation.updated_at), col(Conversation.id))
+            < tuple_(
+                bindparam("after_updated_at", type_=UTCDateTime),
+                bindparam("after_id", type_=BigInteger),
+            )
+        )
+    newest_first = (col(Conversation.updated_at).desc(), col(Conversation.id).desc())
+    return query.order_by(*newest_first).limit(bindparam("rows"))
+
+
+def _messages_statement(*, after_cursor: bool) -> Select[Any]:
+    # The turn first, then MessagePublic's fields: the page's cursor is (turn, id).
+    query = select(
+        _TURN.label("turn"), *(col(getattr(Message, name)) for name in _MESSAGE_FIELDS)
+    ).where(
+        col(Message.conversation_id) == bindparam("conversation"),
+        col(Message.user_id) == bindparam("owner"),
+    )
+    if after_cursor:
+        query = query.where(
+            tuple_(_TURN, col(Message.id))
+            < tuple_(
+                bindparam("after_turn", type_=BigInteger), bindparam("after_id", type_=BigInteger)
+            )
+        )
+    return query.order_by(_TURN.desc(), col(Message.id).desc()).limit(bindparam("rows"))
+
+
+# By whether the request carries a cursor.
+_LIST_CONVERSATIONS = {
+    after: _conversations_statement(after_cursor=after) for after in (False, True)
+}
+_LIST_MESSAGES = {after: _messages_statement(after_cursor=after) for after in (False, True)}
+_OWNED = select(col(Conversation.id)).where(_THE_CONVERSATION)
+_DELETE = delete(Conversation).where(_THE_CONVERSATION).returning(col(Conversation.id))
+
+_CONVERSATIONS = TypeAdapter(list[ConversationPublic])
+_MESSAGES = TypeAdapter(list[MessagePublic])
 
 
 def list_conversations(
     session: Session, *, user_id: str, limit: int, cursor: str | None = None
 ) -> ConversationPage:
     """The user's conversations, most recently active first, one page at a time."""
-    query = select(Conversation).where(col(Conversation.user_id) == user_id)
+    parameters: dict[str, Any] = {"owner": user_id, "rows": limit + 1}
     if cursor is not None:
         updated_key, conversation_id = decode_cursor(cursor)
-        query = query.where(
-            tuple_(col(Conversation.updated_at), col(Conversation.id))
-            < tuple_(from_timestamp_key(updated_key), conversation_id)
-        )
-    query = query.order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
-    rows = list(session.scalars(query.limit(limit + 1)))
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = None
-    if more and page:
-        last = page[-1]
-        next_cursor = encode_cursor(timestamp_key(last.updated_at), stored_id(last.id))
-    return ConversationPage(
-        items=[ConversationPublic.model_validate(c) for c in page], next_cursor=next_cursor
+        parameters["after_updated_at"] = from_timestamp_key(updated_key)
+        parameters["after_id"] = conversation_id
+    rows = session.connection().execute(_LIST_CONVERSATIONS[cursor is not None], parameters).all()
+    # One validation call for the whole page: pydantic's loop, not Python's.
+    page = _CONVERSATIONS.validate_python(
+        [dict(zip(_CONVERSATION_FIELDS, row, strict=True)) for row in rows[:limit]]
     )
+    next_cursor = None
+    if len(rows) > limit and page:
+        last = page[-1]
+        next_cursor = encode_cursor(timestamp_key(last.updated_at), last.id)
+    return ConversationPage(items=page, next_cursor=next_cursor)
 
 
 def list_messages(
@@ -57,36 +120,36 @@ def list_messages(
     user); only an empty page asks whether the conversation is there at all. Two statements,
     the ownership check first, could see the conversation, then an empty page as a concurrent
     delete committed in between: a 200 for a conversation that no longer exists."""
-    turn_key: Any = literal_column(TURN_KEY_SQL, BigInteger)
-    query = select(Message, turn_key.label("turn")).where(
-        col(Message.conversation_id) == conversation_id, col(Message.user_id) == user_id
-    )
+    connection = session.connection()
+    parameters: dict[str, Any] = {
+        "conversation": conversation_id,
+        "owner": user_id,
+        "rows": limit + 1,
+    }
     if cursor is not None:
-        turn, message_id = decode_cursor(cursor)
-        query = query.where(tuple_(turn_key, col(Message.id)) < tuple_(turn, message_id))
-    query = query.order_by(turn_key.desc(), col(Message.id).desc()).limit(limit + 1)
-    rows = session.execute(query).all()
+        parameters["after_turn"], parameters["after_id"] = decode_cursor(cursor)
+    rows: Sequence[Any] = connection.execute(_LIST_MESSAGES[cursor is not None], parameters).all()
     if not rows:
-        owned = session.scalar(
-            select(col(Conversation.id)).where(
-                col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id
-            )
-        )
+        owned = connection.execute(
+            _OWNED, {"conversation": conversation_id, "owner": user_id}
+        ).one_or_none()
         if owned is None:
             raise NotFound(CONVERSATION_NOT_FOUND)
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor(page[-1].turn, stored_id(page[-1].Message.id)) if more else None
-    items = [MessagePublic.model_validate(row.Message) for row in reversed(page)]
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].turn, page[-1].id) if len(rows) > limit else None
+    items = _MESSAGES.validate_python(
+        [dict(zip(_MESSAGE_FIELDS, row[1:], strict=True)) for row in reversed(page)]
+    )
     return MessagePage(items=items, next_cursor=next_cursor)
 
 
 def delete_conversation(session: Session, *, user_id: str, conversation_id: int) -> None:
     """Delete the conversation and, by cascade, all its messages."""
-    deleted = session.execute(
-        delete(Conversation)
-        .where(col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id)
-        .returning(col(Conversation.id))
-    ).scalar_one_or_none()
+    deleted = (
+        session.connection()
+        .execute(_DELETE, {"conversation": conversation_id, "owner": user_id})
+        .one_or_none()
+    )
     session.commit()
     if deleted is None:
         raise NotFound(CONVERSATION_NOT_FOUND)
