@@ -1,6 +1,7 @@
-"""The init-phase warm-up, through real function modules in fresh processes: in Lambda a
-function's first request imports nothing and sends no dialect startup query; importing never
-connects, so an unreachable database is still a clear 503 on the request, not an init error."""
+"""The init-phase warm-up, through real function modules in fresh processes: in Lambda every
+function's first request imports nothing, compiles nothing and sends no dialect startup query;
+importing never connects, so an unreachable database is still a clear 503 on the request, not an
+init error."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from bench.harness import event_for, new_user_id, routes
 from bench.wire_counter import CountingProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Imports get_task's module, serves two events, and reports what each request added to
+# Imports a function's module, serves two events, and reports what each request added to
 # sys.modules, the dialect's startup facts, and whether importing made a connection.
 _FIRST_REQUESTS = """
 import asyncio, json, sys
@@ -39,12 +41,14 @@ collections = []
 gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
 cache = get_engine()._compiled_cache
 precompiled = {key: compiled.string for key, compiled in cache.items()}
+import psycopg._conninfo_utils
+connection_defaults_at_import = len(psycopg._conninfo_utils.get_param_def.__defaults__[0])
 asyncio.set_event_loop(asyncio.new_event_loop())
 class Context:
-    function_name = "get_task"
+    function_name = "function"
     memory_limit_in_mb = 256
     aws_request_id = "warm-up-test"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:get_task"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:function"
     def get_remaining_time_in_millis(self):
         return 10_000
 statuses, new_modules, cache_sizes = [], [], []
@@ -64,6 +68,7 @@ print(json.dumps({
     "server_version": list(dialect.server_version_info or ()),
     "backslash_escapes": dialect._backslash_escapes,
     "precompiled": len(precompiled),
+    "connection_defaults_at_import": connection_defaults_at_import,
     "cache_sizes": cache_sizes,
     "frozen_at_import": frozen_at_import,
     "dispatchers_at_import": dispatchers_at_import,
@@ -73,26 +78,66 @@ print(json.dumps({
 """
 
 
-def _get_task_event(token_for: Callable[..., str]) -> dict[str, Any]:
+# Each function's two requests (the same event twice) and the statuses they get: a fresh user
+# owns nothing, so reads of one id are 404s; a chat turn without a conversation id starts one; a
+# keyed request's repeat is a replay of the first answer.
+FIRST_REQUESTS: dict[str, tuple[str, str, dict[str, object] | None, str, list[int]]] = {
+    "health": ("health", "/health", None, "check_database=true", [200, 200]),
+    "list_tasks": ("list_tasks", "/api/{user}/tasks", None, "status=pending", [200, 200]),
+    "create_task": ("create_task", "/api/{user}/tasks", {"title": "first"}, "", [201, 201]),
+    "create_task, keyed": ("create_task", "/api/{user}/tasks", {"title": "first"}, "", [201, 201]),
+    "get_task": ("get_task", "/api/{user}/tasks/1", None, "", [404, 404]),
+    "update_task": ("update_task", "/api/{user}/tasks/1", {"title": "renamed"}, "", [404, 404]),
+    "delete_task": ("delete_task", "/api/{user}/tasks/1", None, "", [404, 404]),
+    "toggle_task": ("toggle_task", "/api/{user}/tasks/1/complete", None, "", [404, 404]),
+    "chat": ("chat", "/api/{user}/chat", {"message": "add buy milk"}, "", [200, 200]),
+    "chat, keyed": ("chat", "/api/{user}/chat", {"message": "add buy milk"}, "", [200, 200]),
+    "list_conversations": ("list_conversations", "/api/{user}/conversations", None, "", [200, 200]),
+    "list_messages": (
+        "list_messages",
+        "/api/{user}/conversations/1/messages",
+        None,
+        "",
+        [404, 404],
+    ),
+    "delete_conversation": (
+        "delete_conversation",
+        "/api/{user}/conversations/1",
+        None,
+        "",
+        [404, 404],
+    ),
+}
+
+
+def _event(case: str, token_for: Callable[..., str]) -> dict[str, Any]:
     user_id = new_user_id()
-    event = event_for(routes()["get_task"], path=f"/api/{user_id}/tasks/1", user_id=None)
-    event["headers"]["authorization"] = f"Bearer {token_for(user_id)}"
+    name, path, body, query, _ = FIRST_REQUESTS[case]
+    event = event_for(
+        routes()[name], path=path.format(user=user_id), user_id=None, body=body, query=query
+    )
+    if name != "health":
+        event["headers"]["authorization"] = f"Bearer {token_for(user_id)}"
+    if case.endswith(", keyed"):
+        event["headers"]["idempotency-key"] = "first-requests"
     return event
 
 
-def _first_requests(environment: dict[str, str], event: dict[str, object]) -> dict[str, object]:
+def _first_requests(
+    name: str, environment: dict[str, str], event: dict[str, object]
+) -> dict[str, object]:
     completed = subprocess.run(
         [
             sys.executable,
             "-c",
             _FIRST_REQUESTS,
-            str(ROOT / "functions" / "get_task" / "app.py"),
+            str(ROOT / "functions" / name / "app.py"),
             json.dumps(event),
         ],
         env={
             **os.environ,
             **environment,
-            "AWS_LAMBDA_FUNCTION_NAME": "get_task",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
             "PYTHONPATH": str(ROOT / "shared"),
         },
         capture_output=True,
@@ -105,7 +150,13 @@ def _first_requests(environment: dict[str, str], event: dict[str, object]) -> di
     return result
 
 
+def test_every_function_is_in_the_table() -> None:
+    assert {case[0] for case in FIRST_REQUESTS.values()} == set(routes())
+
+
+@pytest.mark.parametrize("case", sorted(FIRST_REQUESTS))
 def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
+    case: str,
     app_environment: dict[str, str],
     direct_url: str,
     database_name: str,
@@ -115,29 +166,32 @@ def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
     try:
         url = f"postgresql://postgres@127.0.0.1:{proxy.port}/{database_name}?sslmode=disable"
         result = _first_requests(
-            {**app_environment, "DATABASE_URL": url}, _get_task_event(token_for)
+            FIRST_REQUESTS[case][0],
+            {**app_environment, "DATABASE_URL": url},
+            _event(case, token_for),
         )
         counts = proxy.counts()
     finally:
         proxy.close()
     assert result["connections_at_import"] == 0
-    assert result["statuses"] == [404, 404]
+    assert result["statuses"] == FIRST_REQUESTS[case][4]
     assert result["new_modules"] == [[], []]
     # The statements were compiled at import, as the initialised dialect compiles them, and the
-    # first request found its statement in the cache (no new entry).
+    # first request found its statements in the cache (no new entry).
     assert isinstance(result["precompiled"], int)
     assert result["precompiled"] > 0
     assert result["cache_sizes"] == [result["precompiled"]] * 2
     assert result["precompiled_sql_unchanged"] is True
     assert result["dispatchers_at_import"] == [True, True]
+    assert isinstance(result["connection_defaults_at_import"], int)
+    assert result["connection_defaults_at_import"] > 10  # libpq knows dozens of parameters
     # What init created is frozen: no full collection scans it during the requests.
     assert isinstance(result["frozen_at_import"], int)
     assert result["frozen_at_import"] > 10_000
     assert result["full_collections"] == 0
-    # One connection; each request sends only its own statement: no version(), current_schema(),
-    # isolation level or standard_conforming_strings query before the first one.
+    # One connection; the requests send only their own statements: no version(),
+    # current_schema(), isolation level or standard_conforming_strings query before them.
     assert counts.startups == 1
-    assert counts.statements == 2, counts.sql
     assert not [sql for sql in counts.sql if "version()" in sql or sql.lower().startswith("show")]
     assert result["backslash_escapes"] is False
     with psycopg.connect(direct_url) as connection:
@@ -150,7 +204,7 @@ def test_warm_up_never_connects_at_import_and_first_request_reports_it(
 ) -> None:
     # Nothing listens on port 1: the import succeeds, the request is a 503.
     environment = {**app_environment, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
-    result = _first_requests(environment, _get_task_event(token_for))
+    result = _first_requests("get_task", environment, _event("get_task", token_for))
     assert result["connections_at_import"] == 0
     assert result["statuses"] == [503, 503]
 
