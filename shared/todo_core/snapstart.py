@@ -30,6 +30,7 @@ from snapshot_restore_py import register_after_restore, register_before_snapshot
 
 from todo_core.db import close_connections, forget_connections
 from todo_core.observability import logger, publish_cold_start
+from todo_core.settings import get_settings
 
 
 def before_snapshot() -> None:
@@ -44,6 +45,17 @@ def after_restore() -> None:
     publish_cold_start(os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""))
     _clear_secret_cache()
     logger.clear_state()
+    _read_settings()
+
+
+def _read_settings() -> None:
+    """Read the settings again now, in the restore phase, rather than in the first request: with
+    a parameter store, the secrets just forgotten are fetched fresh. Best effort: a store that
+    cannot be reached leaves the read to the first request, which answers for it."""
+    try:
+        get_settings()
+    except Exception as error:  # the first request that reads them reports it
+        logger.warning("settings not read after restore: %s", type(error).__name__)
 
 
 def _clear_secret_cache() -> None:

@@ -3,16 +3,20 @@
 Lambda runs a function's module-level code in its init phase, which is not billed on the
 request's CPU share and (for on-demand functions) is reported to run on unthrottled vCPUs; the
 request phase runs at the memory's share of a vCPU (about 1/7 at 256 MB). So every piece of
-once-per-container work the first request would do is moved here, as long as it cannot fail or
-hang:
+once-per-container work the first request would do is moved here, as long as it cannot fail (a
+failure is logged and left to the first request, which reports it as it always would) or hang:
 
 * the imports the first request triggers: the database driver (psycopg, which SQLAlchemy imports
   when the engine is created) and AnyIO's asyncio backend and worker-thread queue (Starlette runs
   sync endpoints and dependencies in AnyIO's thread pool);
-* the settings, when the environment holds them; when a parameter store holds the secrets, its
-  client is created (boto3 and Powertools imported, the service model loaded) but not called;
+* the settings; when a parameter store holds the secrets, its client is created (boto3 and
+  Powertools imported, the service model loaded, timeouts bounded: at most two attempts of 1 s
+  to connect and 2 s to read) and the secrets are read, as the first request would read them
+  (an HTTPS call to the store: tens of milliseconds of CPU at the request's share). A store
+  that cannot be reached or refuses leaves the settings to the first request, which answers
+  503 or 500 as before;
 * the engine object (``create_engine`` connects nothing), and the ORM's mapper configuration
-  (SQLAlchemy does it on the first query: about 90 ms of CPU for the chat history functions);
+  (SQLAlchemy does it on the first use of a model class);
 * the compiled form of every statement the loaded modules hold as a module-level constant (a
   ``select``/``insert``/``update``/``delete``, or a dict of them), put in the engine's compiled
   cache under the key its execution will look up (its bind parameter names as the parameter
@@ -37,12 +41,12 @@ hang:
   where each endpoint is defined (it reads and tokenizes the endpoint's source file the first time
   the endpoint is called, to name it in error reports).
 
-Not done: connecting to the database or calling the parameter store. Either can fail or hang
-(a suspended Neon compute, a missing IAM permission, the network), and a failure at import is an
-opaque init error instead of a clear 503 or 500 on the request (see the house style's rule 7);
-a connection made at init would also be the one SnapStart snapshots. The first request pays for
-one connection (its TCP and TLS handshakes, and the authentication) and nothing else of the
-dialect's: its startup queries are gone (:mod:`todo_core.dialect_startup`).
+Not done: connecting to the database. The connection is made lazily by the request that needs it
+(the house style's rule 7), a connection made at init would be the one SnapStart snapshots, and a
+suspended Neon compute would be woken by every init, including provisioned ones no request
+follows. The first request pays for one connection (its TCP and TLS handshakes, and the
+authentication) and nothing else of the dialect's: its startup queries are gone
+(:mod:`todo_core.dialect_startup`).
 
 It runs only in Lambda (``AWS_LAMBDA_FUNCTION_NAME`` is set): the local server and the tests
 read their settings when a request needs them, after they have set the environment.
@@ -82,21 +86,35 @@ def in_lambda() -> bool:
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
+STORE_CONNECT_TIMEOUT_SECONDS = 1.0
+STORE_READ_TIMEOUT_SECONDS = 2.0
+STORE_ATTEMPTS = 2
+"""Bounds on a call to the parameter store, at init or in a request: boto3's defaults (60 s to
+connect, 60 s to read, retried) would outlast both the init phase (10 s) and the function."""
+
+
 def _create_store_clients() -> None:
     """Powertools' default SSM and Secrets Manager providers, created now rather than by the
-    first request (creating a boto3 client reads its service model: tens of milliseconds)."""
+    first request (creating a boto3 client reads its service model: tens of milliseconds), with
+    bounded timeouts."""
     # Only with a store: these imports cost a cold start that does not need them.
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
     from aws_lambda_powertools.utilities.parameters.constants import (  # noqa: PLC0415
         DEFAULT_PROVIDERS,
     )
+    from botocore.config import Config  # noqa: PLC0415  (the Lambda runtime's botocore)
 
+    bounded = Config(
+        connect_timeout=STORE_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=STORE_READ_TIMEOUT_SECONDS,
+        retries={"total_max_attempts": STORE_ATTEMPTS, "mode": "standard"},
+    )
     stores = {source.store for source in secret_sources(os.environ)}
     providers: dict[str, Any] = DEFAULT_PROVIDERS
     if "ssm" in stores and "ssm" not in providers:
-        providers["ssm"] = parameters.SSMProvider()
+        providers["ssm"] = parameters.SSMProvider(boto_config=bounded)
     if "secretsmanager" in stores and "secrets" not in providers:
-        providers["secrets"] = parameters.SecretsProvider()
+        providers["secrets"] = parameters.SecretsProvider(boto_config=bounded)
 
 
 def module_statements() -> Iterator[ClauseElement]:
@@ -188,13 +206,13 @@ def warm_up(app: FastAPI) -> None:
     try:
         if secret_sources(os.environ):
             _create_store_clients()
-        else:
-            get_settings()
-            configure_mappers()
-            engine = get_engine()
-            precompile_statements(engine)
-            _create_event_dispatchers(engine)
-            _load_connection_defaults()
+        # With a store, this reads the secrets now (each at most STORE_ATTEMPTS calls, bounded).
+        get_settings()
+        configure_mappers()
+        engine = get_engine()
+        precompile_statements(engine)
+        _create_event_dispatchers(engine)
+        _load_connection_defaults()
     except Exception as error:  # the first request meets it again and answers for it
         logger.warning("warm-up skipped: %s", type(error).__name__)
     app.middleware_stack = app.build_middleware_stack()

@@ -3,17 +3,20 @@ first use, a missing parameter, a rotation, and no boto3 at all when the environ
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+from fastapi import FastAPI
 from moto import mock_aws
 
 from devserver.mint_token import mint_token
@@ -21,10 +24,12 @@ from devserver.server import Gateway
 from tests.api_client import ApiClient
 from tests.conftest import new_user_id
 from tests.polling import wait_until
-from todo_core import secrets
+from todo_core import secrets, snapstart
+from todo_core.api import create_app
 from todo_core.db import get_engine, reset_engine
 from todo_core.errors import ConfigurationError, ServiceUnavailable
 from todo_core.settings import Settings, get_settings
+from todo_core.tasks.routes import router as tasks_router
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_A = "a" * 40
@@ -191,6 +196,69 @@ def test_handler_rotated_auth_secret_verifies_new_tokens(
         assert (call(SECRET_A), call(SECRET_B)) == (401, 200)
     finally:
         gateway.close()
+
+
+@pytest.fixture
+def lambda_init(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], FastAPI]]:
+    """Builds get_task's app as Lambda's init does (the warm-up runs), undoing what the warm-up
+    leaves in this process afterwards: the store clients it created, its frozen objects."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "get_task")
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")  # no metric
+    DEFAULT_PROVIDERS.clear()
+    try:
+        yield lambda: create_app(tasks_router, route="get_task")
+    finally:
+        DEFAULT_PROVIDERS.clear()
+        gc.unfreeze()
+
+
+def test_warm_up_reads_the_secrets_at_init_with_bounded_store_calls(
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
+    app_url: str,
+    lambda_init: Callable[[], FastAPI],
+) -> None:
+    put_parameter(DATABASE_PARAMETER, app_url)
+    put_parameter(AUTH_PARAMETER, SECRET_A)
+    monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
+    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+    lambda_init()
+    # The store forgets both: the first request can only be served with what init read.
+    boto3.client("ssm").delete_parameters(Names=[DATABASE_PARAMETER, AUTH_PARAMETER])
+    settings = get_settings()
+    assert settings.database_url == app_url.replace("postgresql://", "postgresql+psycopg://")
+    assert settings.better_auth_secret == SECRET_A
+    config = DEFAULT_PROVIDERS["ssm"].client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (1.0, 2.0)
+    assert config.retries == {"total_max_attempts": 2, "mode": "standard"}
+
+
+def test_snapstart_restore_reads_the_secrets_afresh(
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
+    app_url: str,
+    lambda_init: Callable[[], FastAPI],
+) -> None:
+    put_parameter(DATABASE_PARAMETER, app_url)
+    put_parameter(AUTH_PARAMETER, SECRET_A)
+    monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
+    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+    lambda_init()  # the snapshot holds SECRET_A
+    put_parameter(AUTH_PARAMETER, SECRET_B)  # rotated while the snapshot waited
+    snapstart.after_restore()
+    # Read in the restore hook, not left to the first request: the store may go now.
+    boto3.client("ssm").delete_parameters(Names=[DATABASE_PARAMETER, AUTH_PARAMETER])
+    assert get_settings().better_auth_secret == SECRET_B
+
+
+def test_warm_up_leaves_an_unreadable_secret_to_the_first_request(
+    aws: None, monkeypatch: pytest.MonkeyPatch, lambda_init: Callable[[], FastAPI]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)  # never put
+    monkeypatch.setenv("BETTER_AUTH_SECRET", SECRET_A)
+    lambda_init()  # does not raise
+    put_parameter(DATABASE_PARAMETER, "postgresql://todo@db.invalid:5432/a")
+    assert get_settings().database_url == "postgresql+psycopg://todo@db.invalid:5432/a"
 
 
 def test_functions_import_no_boto3_when_the_environment_has_the_secrets() -> None:
