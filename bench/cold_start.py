@@ -219,6 +219,7 @@ def _summarize_cold_path(
                 "connection_cpu_ms": connection,
                 "first_event_budget_cpu_ms": budget,
                 "restore_first_event_cpu_ms": restore_first,
+                "restore_first_event_page_faults": _median(restored, "first_event_page_faults"),
                 "first_event_ms_at_memory": {
                     str(mb): round(first * FULL_VCPU_MB / mb, 1) for mb in MEMORY_SIZES_MB
                 },
