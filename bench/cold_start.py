@@ -47,7 +47,7 @@ from bench.harness import (
     temporary_database,
     write_results,
 )
-from bench.render import cold_start_table
+from bench.render import cold_path_table, cold_start_table
 
 DRIVER = ROOT / "bench" / "cold_driver.py"
 FLOORS = {
@@ -237,37 +237,7 @@ def _summarize_cold_path(
 def _print_cold_path(rows: list[dict[str, Any]], runs: int) -> None:
     print_table(
         f"1b. Cold path in CPU ms (median of {runs} fresh processes per variant)",
-        [
-            "function",
-            "init",
-            "init, no .pyc",
-            "ratio",
-            "1st event",
-            "warm event",
-            "connection",
-            "budget",
-            "restore 1st",
-            *(f"1st @{mb} MB ms" for mb in MEMORY_SIZES_MB),
-            "target",
-        ],
-        [
-            [
-                r["name"],
-                r["init_cpu_ms"],
-                r["init_cpu_ms_no_bytecode"],
-                r["init_bytecode_ratio"],
-                r["first_event_cpu_ms"],
-                r["warm_event_cpu_ms"],
-                r["connection_cpu_ms"],
-                r["first_event_budget_cpu_ms"],
-                r["restore_first_event_cpu_ms"],
-                *(r["first_event_ms_at_memory"][str(mb)] for mb in MEMORY_SIZES_MB),
-                "-"
-                if r["name"] in FLOORS
-                else ("ok" if r["meets_cold_path_targets"] else "MISSED"),
-            ]
-            for r in rows
-        ],
+        *cold_path_table({"cold_path": rows, "memory_sizes_mb": list(MEMORY_SIZES_MB)}),
     )
     print(
         f"targets: init <= {TARGET_BYTECODE_RATIO}x init without bytecode (median of per-round"

@@ -127,6 +127,70 @@ def _cold_start_verdict(results: Results) -> str:
     )
 
 
+def cold_path_table(data: Results) -> Table:
+    """Section 1b's table, from ``cold_start.json``'s ``cold_path`` (printed by the benchmark)."""
+    sizes = data["memory_sizes_mb"]
+    headers = [
+        "function",
+        "init",
+        "init, no .pyc",
+        "ratio",
+        "1st event",
+        "warm event",
+        "connection",
+        "budget",
+        "restore 1st",
+        *(f"1st @{mb} MB ms" for mb in sizes),
+        "target",
+    ]
+    rows = [
+        [
+            r["name"],
+            r["init_cpu_ms"],
+            r["init_cpu_ms_no_bytecode"],
+            r["init_bytecode_ratio"],
+            r["first_event_cpu_ms"],
+            r["warm_event_cpu_ms"],
+            r["connection_cpu_ms"],
+            r["first_event_budget_cpu_ms"],
+            r["restore_first_event_cpu_ms"],
+            *(r["first_event_ms_at_memory"][str(mb)] for mb in sizes),
+            "-" if r["name"] in FLOORS else ("ok" if r["meets_cold_path_targets"] else "MISSED"),
+        ]
+        for r in data["cold_path"]
+    ]
+    return headers, rows
+
+
+def _cold_path_table(results: Results) -> str:
+    return _code(format_table(*cold_path_table(results["cold_start"])))
+
+
+def _span(values: Sequence[float], digits: int = 1) -> str:
+    return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
+
+
+def _cold_path_verdict(results: Results) -> str:
+    data = results["cold_start"]
+    functions = [r for r in data["cold_path"] if r["name"] not in FLOORS]
+    bytecode = [r["init_bytecode_ratio"] for r in functions]
+    first = [r["first_event_cpu_ms"] / r["first_event_budget_cpu_ms"] for r in functions]
+    restore = [r["restore_first_event_cpu_ms"] / r["first_event_budget_cpu_ms"] for r in functions]
+    target_bytecode = data["target_bytecode_ratio"]
+    held = sum(ratio <= target_bytecode for ratio in bytecode)
+    first_held = sum(ratio <= 1 for ratio in first)
+    restore_held = sum(ratio <= 1 for ratio in restore)
+    total = len(functions)
+    return (
+        f"**Init with bytecode: {_span(bytecode, 2)}x of init without it, the target"
+        f" ({_ratio(target_bytecode)}) holds for {held} of {total}. First event after init:"
+        f" {_span([r['first_event_cpu_ms'] for r in functions])} ms of CPU,"
+        f" {_span(first, 2)}x its budget, within it for {first_held} of {total}. After a"
+        f" restore: {_span([r['restore_first_event_cpu_ms'] for r in functions])} ms,"
+        f" {_span(restore, 2)}x the budget, within it for {restore_held} of {total}.**"
+    )
+
+
 def chat_latency_table(data: Results) -> Table:
     """Section 2's table, from ``chat_latency.json`` (printed by the benchmark too)."""
     base = data["rows"][0]["p50_ms"]
@@ -316,6 +380,8 @@ BLOCKS: dict[str, Callable[[Results], str]] = {
     "scale_out": _scale_out_table,
     "scale_out_verdict": _scale_out_verdict,
     "model_turns": _model_turns_table,
+    "cold_path": _cold_path_table,
+    "cold_path_verdict": _cold_path_verdict,
 }
 
 
