@@ -8,7 +8,6 @@ Target: p50 at 100,000 messages within 1.2x of p50 at 10.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,10 @@ from bench.harness import (
     invoke,
     load_function,
     new_user_id,
-    parse_args,
     pg_url,
     print_table,
     routes,
+    run_from_command_line,
     seed_conversation,
     summary_ms,
     temporary_database,
@@ -112,10 +111,5 @@ def _plot(rows: list[dict[str, Any]], ratio: float, path: Path) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__ or "", argv)
-    run(args.quick, args.results_dir)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(run, __doc__)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +46,14 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     return parser.parse_args(argv)
+
+
+def run_from_command_line(
+    run: Callable[[bool, Path], object], description: str | None, argv: Sequence[str] | None = None
+) -> None:
+    """A benchmark's ``python -m bench.<name> [--quick] [--results-dir DIR]``."""
+    args = parse_args(description or "", argv)
+    run(args.quick, args.results_dir)
 
 
 def pg_url(database: str, *, port: int = PG_PORT, host: str = PG_HOST) -> str:

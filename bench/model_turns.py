@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,10 @@ from bench.harness import (
     invoke,
     load_function,
     new_user_id,
-    parse_args,
     pg_url,
     print_table,
     routes,
+    run_from_command_line,
     summary_ms,
     temporary_database,
     use_database,
@@ -201,10 +201,5 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
     return data
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__ or "", argv)
-    run(args.quick, args.results_dir)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(run, __doc__)

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,10 +47,10 @@ from bench.harness import (
     give_main_thread_an_event_loop,
     load_function,
     new_user_id,
-    parse_args,
     pg_url,
     print_table,
     routes,
+    run_from_command_line,
     seed_conversation,
     summary_ms,
     temporary_database,
@@ -58,6 +58,7 @@ from bench.harness import (
     use_database,
     write_results,
 )
+from bench.render import overhead_table
 from devserver.events import LambdaContext
 
 PACKAGES = (
@@ -556,51 +557,10 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
                 "http": over_http[name],
             }
         )
-    print_table(
-        f"4. Stack overhead per warm request ({iterations} of each, interleaved in one run)",
-        [
-            "route",
-            "p50 ms",
-            "p99 ms",
-            "CPU ms",
-            "bare p50 ms",
-            "bare CPU ms",
-            "x bare (p50)",
-            "x bare (CPU)",
-            "HTTP p50 ms",
-        ],
-        [
-            [
-                row["route"],
-                row["handler"]["p50_ms"],
-                row["handler"]["p99_ms"],
-                row["handler"]["cpu_ms"],
-                row["bare_psycopg"]["p50_ms"] if row["bare_psycopg"] else "-",
-                row["bare_psycopg"]["cpu_ms"] if row["bare_psycopg"] else "-",
-                row["ratio_p50"] if row["ratio_p50"] is not None else "-",
-                row["cpu_ratio"] if row["cpu_ratio"] is not None else "-",
-                row["http"]["p50_ms"],
-            ]
-            for row in rows
-        ],
-    )
     get, listed = rows[0], rows[1]
     experiment = measured["experiment"]
     hops = round(get["handler"]["p50_ms"] - experiment["p50_ms"], 3)
-    print(
-        f"   targets: get_task {get['ratio_p50']}x bare (<= {GET_TARGET}),"
-        f" list of {LIST_SIZE} {listed['ratio_p50']}x bare + json (<= {LIST_TARGET});"
-        f" get_task without thread hops (exp.) p50 {experiment['p50_ms']} ms"
-        f" (hops: {hops} ms)"
-    )
     by_package, by_function, list_by_package, chat_by_package = measured["profiles"]
-    print_table(
-        "   Profile (pyinstrument, self time per request by package, ms; inflated by the"
-        " profiler: the shares count)",
-        ["package", "get_task", "list 100", "chat turn"],
-        _side_by_side(by_package, list_by_package, chat_by_package),
-    )
-    print_table("   get_task's costliest functions (ms)", ["function", "ms"], by_function[:10])
     data = {
         "iterations": iterations,
         "handler": get["handler"],
@@ -620,6 +580,23 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
         "profile_list_by_package_ms": list_by_package,
         "profile_chat_by_package_ms": chat_by_package,
     }
+    print_table(
+        f"4. Stack overhead per warm request ({iterations} of each, interleaved in one run)",
+        *overhead_table(data),
+    )
+    print(
+        f"   targets: get_task {get['ratio_p50']}x bare (<= {GET_TARGET}),"
+        f" list of {LIST_SIZE} {listed['ratio_p50']}x bare + json (<= {LIST_TARGET});"
+        f" get_task without thread hops (exp.) p50 {experiment['p50_ms']} ms"
+        f" (hops: {hops} ms)"
+    )
+    print_table(
+        "   Profile (pyinstrument, self time per request by package, ms; inflated by the"
+        " profiler: the shares count)",
+        ["package", "get_task", "list 100", "chat turn"],
+        _side_by_side(by_package, list_by_package, chat_by_package),
+    )
+    print_table("   get_task's costliest functions (ms)", ["function", "ms"], by_function[:10])
     write_results(results_dir, "overhead", data)
     return data
 
@@ -633,10 +610,5 @@ def _side_by_side(*profiles: list[tuple[str, float]]) -> list[list[Any]]:
     return [[name, *(table.get(name, 0.0) for table in tables)] for name in packages]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__ or "", argv)
-    run(args.quick, args.results_dir)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(run, __doc__)

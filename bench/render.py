@@ -258,12 +258,25 @@ def _round_trips_verdict(results: Results) -> str:
     )
 
 
-def _overhead_table(results: Results) -> str:
+def overhead_table(data: Results) -> Table:
+    """Section 4's table, from ``overhead.json`` (printed by the benchmark too)."""
+
     def cell(value: Any) -> Any:
         return "-" if value is None else value
 
+    headers = [
+        "route",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms",
+        "bare p50 ms",
+        "bare CPU ms",
+        "x bare (p50)",
+        "x bare (CPU)",
+        "HTTP p50 ms",
+    ]
     rows: list[list[Any]] = []
-    for route in results["overhead"]["routes"]:
+    for route in data["routes"]:
         handler, bare = route["handler"], route.get("bare_psycopg") or {}
         rows.append(
             [
@@ -278,18 +291,11 @@ def _overhead_table(results: Results) -> str:
                 cell((route.get("http") or {}).get("p50_ms")),
             ]
         )
-    headers = [
-        "route",
-        "p50 ms",
-        "p99 ms",
-        "CPU ms",
-        "bare p50 ms",
-        "bare CPU ms",
-        "x bare (p50)",
-        "x bare (CPU)",
-        "HTTP p50 ms",
-    ]
-    return _code(format_table(headers, rows))
+    return headers, rows
+
+
+def _overhead_table(results: Results) -> str:
+    return _code(format_table(*overhead_table(results["overhead"])))
 
 
 def _overhead_profile(results: Results) -> str:

@@ -8,7 +8,7 @@ Target: at most 5 round trips for a chat turn without tool calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,10 @@ from bench.harness import (
     invoke,
     load_function,
     new_user_id,
-    parse_args,
     pg_url,
     print_table,
     routes,
+    run_from_command_line,
     seed_conversation,
     temporary_database,
     use_database,
@@ -137,10 +137,5 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
     return data
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__ or "", argv)
-    run(args.quick, args.results_dir)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(run, __doc__)

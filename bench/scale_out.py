@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from bench.harness import (
     SECRET,
     event_for,
     new_user_id,
-    parse_args,
     pg_url,
     print_table,
     routes,
+    run_from_command_line,
     seed_conversation,
     summary_ms,
     temporary_database,
@@ -184,10 +183,5 @@ def run(quick: bool, results_dir: Path) -> dict[str, Any]:
     return data
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__ or "", argv)
-    run(args.quick, args.results_dir)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(run, __doc__)

@@ -158,13 +158,19 @@ def make_task(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., di
 
 @pytest.fixture
 def send_chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Response]:
-    """Send one chat turn through the real chat function."""
+    """Send one chat turn through the real chat function (with an Idempotency-Key when
+    ``key`` is given)."""
 
-    def send(user_id: str, message: str, conversation_id: int | None = None) -> Response:
+    def send(
+        user_id: str, message: str, conversation_id: int | None = None, key: str | None = None
+    ) -> Response:
         body: dict[str, object] = {"message": message}
         if conversation_id is not None:
             body["conversation_id"] = conversation_id
-        return api.post(f"/api/{user_id}/chat", token=token_for(user_id), json_body=body)
+        headers = {"idempotency-key": key} if key is not None else None
+        return api.post(
+            f"/api/{user_id}/chat", token=token_for(user_id), json_body=body, headers=headers
+        )
 
     return send
 

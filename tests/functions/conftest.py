@@ -1,13 +1,15 @@
-"""Fixtures of the function tests that need more than the in-process gateway."""
+"""Fixtures of the function tests: two users with tasks, and local servers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.api_client import ApiClient, Response
 from tests.devserver_process import running_server
 
 
@@ -22,3 +24,41 @@ def three_instances(
             stack.enter_context(running_server(app_environment, tmp_path / n, "--no-migrate"))
             for n in "abc"
         ]
+
+
+class TwoUsers:
+    """Alice owns tasks; bob, with a valid token of his own, asks for them by id on his own
+    path, and alice reads them back on hers."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        alice: str,
+        bob: str,
+        token_for: Callable[..., str],
+        make_task: Callable[..., dict[str, Any]],
+    ) -> None:
+        self.api, self.alice, self.bob = api, alice, bob
+        self.token_for, self.make_task = token_for, make_task
+
+    def alices_task(self, title: str = "a task") -> dict[str, Any]:
+        return self.make_task(self.alice, title)
+
+    def bob_sends(self, method: str, task_id: object, suffix: str = "", **kwargs: Any) -> Response:
+        """``method`` on ``/api/<bob>/tasks/<task_id><suffix>`` with bob's token."""
+        url = f"/api/{self.bob}/tasks/{task_id}{suffix}"
+        return self.api.request(method, url, token=self.token_for(self.bob), **kwargs)
+
+    def alice_reads(self, task_id: object) -> Response:
+        return self.api.get(f"/api/{self.alice}/tasks/{task_id}", token=self.token_for(self.alice))
+
+
+@pytest.fixture
+def two_users(
+    api: ApiClient,
+    alice: str,
+    bob: str,
+    token_for: Callable[..., str],
+    make_task: Callable[..., dict[str, Any]],
+) -> TwoUsers:
+    return TwoUsers(api, alice, bob, token_for, make_task)

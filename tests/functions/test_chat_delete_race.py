@@ -51,6 +51,26 @@ def _messages_of(direct_url: str, conversation: int) -> int:
     return int(row[0])
 
 
+@pytest.fixture
+def conversation(alice: str, send_chat: Callable[..., Response]) -> int:
+    """Alice's conversation, one turn in."""
+    return int(send_chat(alice, "hello").json()["conversation_id"])
+
+
+def _assert_gone_and_nothing_half_written(
+    api: ApiClient, alice: str, token: str, conversation: int, key: str | None, direct_url: str
+) -> None:
+    """The turn's conversation is gone with none of its messages and no key left unanswered;
+    a keyed turn's retry is a 404 at once, not after a lease."""
+    assert _messages_of(direct_url, conversation) == 0
+    assert _unanswered_keys(direct_url) == 0
+    if key is not None:
+        started = time.monotonic()
+        retry = _turn(api, alice, token, conversation, key)
+        assert (retry.status, retry.json()) == (404, NOT_FOUND)
+        assert time.monotonic() - started < 1
+
+
 def _wait_for_lock_wait(direct_url: str, timeout: float = 10) -> None:
     """Until some other session of the test database waits on a lock (the turn's statement
     blocked by the uncommitted delete)."""
@@ -73,13 +93,12 @@ def test_chat_turn_blocked_by_a_delete_that_commits_is_404(
     alice: str,
     token_for: Callable[..., str],
     direct_url: str,
-    send_chat: Callable[..., Response],
+    conversation: int,
     key: str | None,
 ) -> None:
     """The turn's statement sees the conversation, then the delete commits under it: the new
     message's foreign key finds nothing (PostgreSQL error 23503), which is a 404."""
     token = token_for(alice)
-    conversation = send_chat(alice, "hello").json()["conversation_id"]
     results: list[Response] = []
     with psycopg.connect(direct_url) as deleting:
         deleting.execute("DELETE FROM conversation WHERE id = %s", (conversation,))  # not committed
@@ -92,13 +111,7 @@ def test_chat_turn_blocked_by_a_delete_that_commits_is_404(
     turn.join(timeout=30)
     [response] = results
     assert (response.status, response.json()) == (404, NOT_FOUND)
-    assert _messages_of(direct_url, conversation) == 0
-    assert _unanswered_keys(direct_url) == 0
-    if key is not None:
-        started = time.monotonic()
-        retry = _turn(api, alice, token, conversation, key)
-        assert (retry.status, retry.json()) == (404, NOT_FOUND)
-        assert time.monotonic() - started < 1  # at once, not after a lease
+    _assert_gone_and_nothing_half_written(api, alice, token, conversation, key, direct_url)
 
 
 class _DeletingAssistant:
@@ -119,24 +132,17 @@ def test_chat_conversation_deleted_while_the_assistant_works_is_404(
     alice: str,
     token_for: Callable[..., str],
     direct_url: str,
-    send_chat: Callable[..., Response],
+    conversation: int,
     monkeypatch: pytest.MonkeyPatch,
     key: str | None,
 ) -> None:
     token = token_for(alice)
-    conversation = send_chat(alice, "hello").json()["conversation_id"]
     monkeypatch.setitem(
         assistant_module.ASSISTANTS, "builtin", lambda tools: _DeletingAssistant(direct_url)
     )
     response = _turn(api, alice, token, conversation, key)
     assert (response.status, response.json()) == (404, NOT_FOUND)
-    assert _messages_of(direct_url, conversation) == 0
-    assert _unanswered_keys(direct_url) == 0
-    if key is not None:
-        started = time.monotonic()
-        retry = _turn(api, alice, token, conversation, key)
-        assert (retry.status, retry.json()) == (404, NOT_FOUND)
-        assert time.monotonic() - started < 1
+    _assert_gone_and_nothing_half_written(api, alice, token, conversation, key, direct_url)
 
 
 def _racing_turn(base: str, user: str, token: str, conversation: int, key: str | None) -> int:
@@ -189,12 +195,11 @@ def test_chat_keyed_retry_after_the_conversation_is_deleted_replays_its_answer(
     api: ApiClient,
     alice: str,
     token_for: Callable[..., str],
-    send_chat: Callable[..., Response],
+    conversation: int,
 ) -> None:
     """The key answers first: a retry of an answered turn replays it even though its
     conversation is gone since, and the key with another body is still a 422."""
     token = token_for(alice)
-    conversation = send_chat(alice, "hello").json()["conversation_id"]
     first = _turn(api, alice, token, conversation, "answered-then-deleted")
     assert first.status == 200
     deleted = api.delete(f"/api/{alice}/conversations/{conversation}", token=token)

@@ -4,6 +4,7 @@ runs through PgBouncer (``make pytest-pgbouncer``)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 
 from fakeopenai import FakeOpenAI, error, reply, tool_calls
-from tests.api_client import ApiClient, Response
+from tests.api_client import Response
 from tests.conftest import functions_environment
 from todo_core.chat import store as store_module
 from todo_core.chat import tools as tools_module
@@ -25,16 +26,9 @@ class Crash(RuntimeError):
 
 
 @pytest.fixture
-def chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Response]:
-    def send(user_id: str, message: str) -> Response:
-        return api.post(
-            f"/api/{user_id}/chat",
-            token=token_for(user_id),
-            json_body={"message": message},
-            headers={"idempotency-key": KEY},
-        )
-
-    return send
+def chat(send_chat: Callable[..., Response]) -> Callable[..., Response]:
+    """A turn with this file's Idempotency-Key: every attempt is a retry of the first."""
+    return functools.partial(send_chat, key=KEY)
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,14 @@ reply, whether it replays, waits for, or takes over the first attempt."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.api_client import ApiClient, Response
+from tests.api_client import Response
 from tests.devserver_process import race_keyed_posts
 from tests.wire_tap import WireTap
 from todo_core.chat import assistant as assistant_module
@@ -21,19 +22,9 @@ KEY = "turn-5f1d2a9c"
 
 
 @pytest.fixture
-def chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Response]:
-    def send(
-        user_id: str, message: str, conversation_id: int | None = None, key: str | None = KEY
-    ) -> Response:
-        body: dict[str, Any] = {"message": message}
-        if conversation_id is not None:
-            body["conversation_id"] = conversation_id
-        headers = {"idempotency-key": key} if key is not None else {}
-        return api.post(
-            f"/api/{user_id}/chat", token=token_for(user_id), json_body=body, headers=headers
-        )
-
-    return send
+def chat(send_chat: Callable[..., Response]) -> Callable[..., Response]:
+    """``send_chat`` with this file's Idempotency-Key unless ``key`` says otherwise."""
+    return functools.partial(send_chat, key=KEY)
 
 
 def _rows(direct_url: str, query: str, *args: object) -> list[tuple[Any, ...]]:

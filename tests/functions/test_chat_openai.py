@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import psycopg
 import pytest
@@ -51,22 +50,6 @@ def model(fake: FakeOpenAI, app_environment: dict[str, str]) -> Iterator[FakeOpe
     fake.reset()
 
 
-@pytest.fixture
-def chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Response]:
-    def send(
-        user_id: str, message: str, conversation_id: int | None = None, key: str | None = None
-    ) -> Response:
-        body: dict[str, Any] = {"message": message}
-        if conversation_id is not None:
-            body["conversation_id"] = conversation_id
-        headers = {"idempotency-key": key} if key is not None else {}
-        return api.post(
-            f"/api/{user_id}/chat", token=token_for(user_id), json_body=body, headers=headers
-        )
-
-    return send
-
-
 def _messages(direct_url: str) -> list[tuple[str, str, int | None]]:
     with psycopg.connect(direct_url) as connection:
         return connection.execute(
@@ -76,12 +59,12 @@ def _messages(direct_url: str) -> list[tuple[str, str, int | None]]:
 
 def test_chat_openai_conversation_drives_the_task_tools(
     model: FakeOpenAI,
-    chat: Callable[..., Response],
+    send_chat: Callable[..., Response],
     api: ApiClient,
     alice: str,
     token_for: Callable[..., str],
 ) -> None:
-    added = chat(alice, "add buy milk")
+    added = send_chat(alice, "add buy milk")
     assert added.status == 200, added.body
     [call] = added.json()["tool_calls"]
     assert (call["name"], call["arguments"]) == ("add_task", {"title": "buy milk"})
@@ -91,10 +74,10 @@ def test_chat_openai_conversation_drives_the_task_tools(
     tasks_url = f"/api/{alice}/tasks/{task_id}"
     assert api.get(tasks_url, token=token_for(alice)).json()["title"] == "buy milk"
 
-    listed = chat(alice, "list my tasks", conversation).json()
+    listed = send_chat(alice, "list my tasks", conversation).json()
     assert listed["tool_calls"][0]["result"]["count"] == 1
 
-    completed = chat(alice, "complete it", conversation)
+    completed = send_chat(alice, "complete it", conversation)
     assert completed.json()["tool_calls"][0]["arguments"] == {"task_id": task_id}
     assert api.get(tasks_url, token=token_for(alice)).json()["completed"] is True
     # "it" was resolvable because the model saw the earlier turns' tool calls and results.
@@ -106,15 +89,15 @@ def test_chat_openai_conversation_drives_the_task_tools(
     )
     assert json.loads(result_message["content"])["task_id"] == task_id
 
-    deleted = chat(alice, "delete it", conversation)
+    deleted = send_chat(alice, "delete it", conversation)
     assert deleted.json()["tool_calls"][0]["result"]["status"] == "deleted"
     assert api.get(tasks_url, token=token_for(alice)).status == 404
 
 
 def test_chat_openai_sends_model_tools_and_key(
-    model: FakeOpenAI, chat: Callable[..., Response], alice: str
+    model: FakeOpenAI, send_chat: Callable[..., Response], alice: str
 ) -> None:
-    assert chat(alice, "hello").status == 200
+    assert send_chat(alice, "hello").status == 200
     [request] = model.requests
     assert request.headers["authorization"] == f"Bearer {FAKE_KEY}"
     assert request.body is not None
@@ -125,13 +108,13 @@ def test_chat_openai_sends_model_tools_and_key(
 
 
 def test_chat_openai_bad_tool_call_goes_back_to_the_model(
-    model: FakeOpenAI, chat: Callable[..., Response], alice: str
+    model: FakeOpenAI, send_chat: Callable[..., Response], alice: str
 ) -> None:
     model.script(
         tool_calls(("add_task", "{oops"), ("delete_task", {"task_id": 5, "user_id": "bob"})),
         reply("Sorry, I could not do that."),
     )
-    response = chat(alice, "do something odd")
+    response = send_chat(alice, "do something odd")
     assert response.status == 200
     results = [c["result"]["error"] for c in response.json()["tool_calls"]]
     assert results == ["invalid_arguments", "invalid_arguments"]
@@ -157,7 +140,7 @@ FAILURES: list[tuple[str, list[ScriptedResponse], int, str | None]] = [
 )
 def test_chat_openai_failure_answers_as_documented_and_a_retry_completes(
     model: FakeOpenAI,
-    chat: Callable[..., Response],
+    send_chat: Callable[..., Response],
     alice: str,
     direct_url: str,
     caplog: pytest.LogCaptureFixture,
@@ -166,13 +149,13 @@ def test_chat_openai_failure_answers_as_documented_and_a_retry_completes(
     retry_after: str | None,
 ) -> None:
     model.script(*script)
-    failed = chat(alice, SECRET_MESSAGE, key=KEY)
+    failed = send_chat(alice, SECRET_MESSAGE, key=KEY)
     assert failed.status == status, failed.body
     assert failed.headers.get("retry-after") == retry_after
     assert "your message was saved" in failed.json()["detail"] or status == 502
     assert _messages(direct_url) == [("user", SECRET_MESSAGE, None)]  # stored, no half reply
     model.reset()
-    retried = chat(alice, SECRET_MESSAGE, key=KEY)
+    retried = send_chat(alice, SECRET_MESSAGE, key=KEY)
     assert retried.status == 200, retried.body
     stored = _messages(direct_url)
     assert [(role, content) for role, content, _ in stored] == [
@@ -186,7 +169,7 @@ def test_chat_openai_failure_answers_as_documented_and_a_retry_completes(
 def test_chat_openai_wrong_key_is_502_and_counted(
     fake: FakeOpenAI,
     app_environment: dict[str, str],
-    chat: Callable[..., Response],
+    send_chat: Callable[..., Response],
     alice: str,
     direct_url: str,
     capsys: pytest.CaptureFixture[str],
@@ -194,7 +177,7 @@ def test_chat_openai_wrong_key_is_502_and_counted(
 ) -> None:
     fake.reset()
     with functions_environment({**_model_environment(fake.base_url), "OPENAI_API_KEY": "sk-wrong"}):
-        failed = chat(alice, SECRET_MESSAGE, key=KEY)
+        failed = send_chat(alice, SECRET_MESSAGE, key=KEY)
     assert failed.status == 502  # the provider's own 401 for a wrong key
     assert _messages(direct_url) == [("user", SECRET_MESSAGE, None)]
     output = capsys.readouterr().out + caplog.text
@@ -205,16 +188,19 @@ def test_chat_openai_wrong_key_is_502_and_counted(
 
 
 def test_chat_openai_refused_connection_is_503(
-    app_environment: dict[str, str], chat: Callable[..., Response], alice: str, direct_url: str
+    app_environment: dict[str, str], send_chat: Callable[..., Response], alice: str, direct_url: str
 ) -> None:
     with functions_environment(_model_environment(refused_base_url())):
-        failed = chat(alice, SECRET_MESSAGE, key=KEY)
+        failed = send_chat(alice, SECRET_MESSAGE, key=KEY)
     assert (failed.status, failed.headers.get("retry-after")) == (503, "2")
     assert _messages(direct_url) == [("user", SECRET_MESSAGE, None)]
 
 
 def test_chat_openai_retries_a_brief_outage_within_the_budget(
-    fake: FakeOpenAI, app_environment: dict[str, str], chat: Callable[..., Response], alice: str
+    fake: FakeOpenAI,
+    app_environment: dict[str, str],
+    send_chat: Callable[..., Response],
+    alice: str,
 ) -> None:
     fake.reset()
     fake.script(error(503, retry_after="1"), reply("Back."))
@@ -223,18 +209,18 @@ def test_chat_openai_retries_a_brief_outage_within_the_budget(
             fake.base_url, CHAT_MODEL_MAX_RETRIES="1", CHAT_MODEL_TIMEOUT_SECONDS="5"
         )
     ):
-        response = chat(alice, "hello")
+        response = send_chat(alice, "hello")
     assert (response.status, response.json()["response"]) == (200, "Back.")
     assert len(fake.requests) == 2
     fake.reset()
 
 
 def test_chat_openai_history_keeps_each_tool_call_with_its_result(
-    model: FakeOpenAI, chat: Callable[..., Response], alice: str
+    model: FakeOpenAI, send_chat: Callable[..., Response], alice: str
 ) -> None:
-    conversation = chat(alice, "add one").json()["conversation_id"]
+    conversation = send_chat(alice, "add one").json()["conversation_id"]
     for message in ("add two", "list my tasks", "hello"):
-        assert chat(alice, message, conversation).status == 200
+        assert send_chat(alice, message, conversation).status == 200
     past_results = 0
     for request in model.requests:
         messages = request.messages

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
-from tests.api_client import ApiClient, Response
+from tests.api_client import Response
 from tests.conftest import functions_environment
 from tests.wire_tap import WireTap
 
@@ -25,15 +25,9 @@ def limited(app_environment: dict[str, str]) -> Iterator[None]:
 
 
 @pytest.fixture
-def chat(api: ApiClient, token_for: Callable[..., str]) -> Callable[..., Response]:
+def chat(send_chat: Callable[..., Response]) -> Callable[..., Response]:
     def send(user_id: str, message: str = "hello", key: str | None = None) -> Response:
-        headers = {"idempotency-key": key} if key is not None else {}
-        return api.post(
-            f"/api/{user_id}/chat",
-            token=token_for(user_id),
-            json_body={"message": message},
-            headers=headers,
-        )
+        return send_chat(user_id, message, key=key)
 
     return send
 

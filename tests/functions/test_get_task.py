@@ -3,6 +3,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.api_client import ApiClient
+from tests.functions.conftest import TwoUsers
 
 
 def test_get_task_returns_it(
@@ -23,16 +24,10 @@ def test_get_task_unknown_id_is_404(
     assert response.json() == {"detail": "Task not found"}
 
 
-def test_get_task_of_another_user_is_404_like_a_missing_one(
-    api: ApiClient,
-    alice: str,
-    bob: str,
-    token_for: Callable[..., str],
-    make_task: Callable[..., dict],
-) -> None:
-    task = make_task(alice, "secret")
-    foreign = api.get(f"/api/{bob}/tasks/{task['id']}", token=token_for(bob))
-    missing = api.get(f"/api/{bob}/tasks/999999", token=token_for(bob))
+def test_get_task_of_another_user_is_404_like_a_missing_one(two_users: TwoUsers) -> None:
+    task = two_users.alices_task("secret")
+    foreign = two_users.bob_sends("GET", task["id"])
+    missing = two_users.bob_sends("GET", 999999)
     assert (foreign.status, foreign.body) == (missing.status, missing.body)
 
 

@@ -1,6 +1,7 @@
 from collections.abc import Callable
 
 from tests.api_client import ApiClient
+from tests.functions.conftest import TwoUsers
 
 
 def test_toggle_task_flips_completion_both_ways(
@@ -16,16 +17,10 @@ def test_toggle_task_flips_completion_both_ways(
     assert second.json()["completed"] is False
 
 
-def test_toggle_task_of_another_user_is_404_and_unchanged(
-    api: ApiClient,
-    alice: str,
-    bob: str,
-    token_for: Callable[..., str],
-    make_task: Callable[..., dict],
-) -> None:
-    task = make_task(alice)
-    assert api.patch(f"/api/{bob}/tasks/{task['id']}/complete", token=token_for(bob)).status == 404
-    own = api.get(f"/api/{alice}/tasks/{task['id']}", token=token_for(alice)).json()
+def test_toggle_task_of_another_user_is_404_and_unchanged(two_users: TwoUsers) -> None:
+    task = two_users.alices_task()
+    assert two_users.bob_sends("PATCH", task["id"], "/complete").status == 404
+    own = two_users.alice_reads(task["id"]).json()
     assert own["completed"] is False
 
 

@@ -3,6 +3,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.api_client import ApiClient
+from tests.functions.conftest import TwoUsers
 
 
 def test_update_task_changes_only_sent_fields(
@@ -64,19 +65,11 @@ def test_update_task_invalid_body_is_422_and_changes_nothing(
     assert api.get(url, token=token_for(alice)).json() == task
 
 
-def test_update_task_of_another_user_is_404_and_unchanged(
-    api: ApiClient,
-    alice: str,
-    bob: str,
-    token_for: Callable[..., str],
-    make_task: Callable[..., dict],
-) -> None:
-    task = make_task(alice, "mine")
-    response = api.put(
-        f"/api/{bob}/tasks/{task['id']}", token=token_for(bob), json_body={"title": "stolen"}
-    )
+def test_update_task_of_another_user_is_404_and_unchanged(two_users: TwoUsers) -> None:
+    task = two_users.alices_task("mine")
+    response = two_users.bob_sends("PUT", task["id"], json_body={"title": "stolen"})
     assert response.status == 404
-    own = api.get(f"/api/{alice}/tasks/{task['id']}", token=token_for(alice)).json()
+    own = two_users.alice_reads(task["id"]).json()
     assert own["title"] == "mine"
 
 

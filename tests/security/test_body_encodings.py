@@ -12,19 +12,16 @@ one documented status per class, never a 5xx, and a refused body changes nothing
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from devserver.template import Route, read_routes
-from tests.api_client import ApiClient, Response
+from devserver.template import Route
+from tests.api_client import Response
+from tests.security.routes import TEMPLATE_ROUTES, SendTo
 from tests.security.stored_data import stored_rows
 
-ROOT = Path(__file__).resolve().parents[2]
-BODY_ROUTES = [r for r in read_routes(ROOT / "template.yaml") if r.method in ("POST", "PUT")]
+BODY_ROUTES = [r for r in TEMPLATE_ROUTES if r.method in ("POST", "PUT")]
 
 TEXT = "café crème ☕"  # non-ASCII on purpose: every encoding writes it differently
 SERVED, REFUSED = "served", "422"
@@ -89,22 +86,11 @@ def expected(content_type: str, encoding: str) -> str:
 CASES = [(c, e) for c in CONTENT_TYPES for e in ENCODINGS]
 
 
-@pytest.fixture
-def seeded(alice: str, make_task: Callable[..., dict[str, Any]]) -> dict[str, str]:
-    task = make_task(alice, "keep me")
-    return {"user_id": alice, "task_id": str(task["id"])}
-
-
-def _send(
-    api: ApiClient, route: Route, seeded: dict[str, str], token: str, case: tuple[str, str]
-) -> Response:
+def _send(send_to: SendTo, route: Route, case: tuple[str, str]) -> Response:
     content_type, encoding = case
-    path = route.path.format(**{n: seeded[n] for n in re.findall(r"\{(\w+)\}", route.path)})
     header = CONTENT_TYPES[content_type]
-    return api.request(
-        route.method,
-        path,
-        token=token,
+    return send_to(
+        route,
         body=ENCODINGS[encoding](route),
         headers={"content-type": header} if header is not None else None,
     )
@@ -126,25 +112,20 @@ def _problem_with_422(response: Response) -> str | None:
 
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.route_key)
 def test_every_content_type_and_encoding_has_one_status_per_class(
-    route: Route,
-    api: ApiClient,
-    seeded: dict[str, str],
-    token_for: Callable[..., str],
-    direct_url: str,
+    route: Route, send_to: SendTo, direct_url: str
 ) -> None:
-    token = token_for(seeded["user_id"])
     refused = [case for case in CASES if expected(*case) == REFUSED]
     served = [case for case in CASES if expected(*case) == SERVED]
     before = stored_rows(direct_url)
     wrong = [
         f"{case}: {problem}"
         for case in refused
-        if (problem := _problem_with_422(_send(api, route, seeded, token, case)))
+        if (problem := _problem_with_422(_send(send_to, route, case)))
     ]
     assert not wrong, "\n".join(wrong) + f"\n({len(wrong)} wrong of {len(refused)})"
     assert stored_rows(direct_url) == before, "a refused body changed the stored data"
     for case in served:
-        response = _send(api, route, seeded, token, case)
+        response = _send(send_to, route, case)
         assert response.status in (200, 201), (case, response.status, response.body[:300])
         stored = response.json()
         text = stored.get("title") or stored.get("response")
@@ -167,20 +148,9 @@ def test_every_content_type_and_encoding_has_one_status_per_class(
     ids=["many unknown fields", "long input", "long field name"],
 )
 def test_error_bodies_repeat_a_bounded_part_of_the_input(
-    route: Route,
-    api: ApiClient,
-    seeded: dict[str, str],
-    token_for: Callable[..., str],
-    body: str,
+    route: Route, send_to: SendTo, body: str
 ) -> None:
-    path = route.path.format(**{n: seeded[n] for n in re.findall(r"\{(\w+)\}", route.path)})
-    response = api.request(
-        route.method,
-        path,
-        token=token_for(seeded["user_id"]),
-        body=body.encode(),
-        headers={"content-type": "application/json"},
-    )
+    response = send_to(route, body=body.encode(), headers={"content-type": "application/json"})
     assert _problem_with_422(response) is None, (len(body), response.status, response.body[:200])
     problems = response.json()["detail"]
     assert len(problems) <= 20
@@ -199,15 +169,10 @@ def test_error_bodies_repeat_a_bounded_part_of_the_input(
     ],
 )
 def test_unreadable_body_says_why(
-    api: ApiClient,
-    seeded: dict[str, str],
-    token_for: Callable[..., str],
-    content_type: str,
-    encoding: str,
-    reason: str,
+    send_to: SendTo, content_type: str, encoding: str, reason: str
 ) -> None:
     route = next(r for r in BODY_ROUTES if r.method == "POST" and r.path.endswith("/tasks"))
-    response = _send(api, route, seeded, token_for(seeded["user_id"]), (content_type, encoding))
+    response = _send(send_to, route, (content_type, encoding))
     assert _problem_with_422(response) is None
     (problem,) = response.json()["detail"]
     assert problem["type"] == "json_invalid"

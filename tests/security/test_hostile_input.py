@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from devserver.template import Route, read_routes
-from tests.api_client import ApiClient, Response
+from devserver.template import Route
+from tests.api_client import Response
+from tests.security.routes import TEMPLATE_ROUTES as ROUTES
+from tests.security.routes import SendTo
 from tests.security.stored_data import stored_rows
 
-ROOT = Path(__file__).resolve().parents[2]
-ROUTES = read_routes(ROOT / "template.yaml")
 BODY_ROUTES = [r for r in ROUTES if r.method in ("POST", "PUT")]
 ID_ROUTES = [r for r in ROUTES if re.search(r"\{(task_id|conversation_id)\}", r.path)]
 USER_ROUTES = [r for r in ROUTES if "{user_id}" in r.path]
@@ -72,70 +69,33 @@ def _assert_clean_4xx(response: Response, what: str) -> None:
     assert "detail" in body or "message" in body, (what, body)
 
 
-@pytest.fixture
-def seeded(
-    alice: str, make_task: Callable[..., dict[str, Any]], send_chat: Callable[..., Response]
-) -> dict[str, str]:
-    task = make_task(alice, "keep me")
-    conversation = send_chat(alice, "add keep me too").json()["conversation_id"]
-    return {"user_id": alice, "task_id": str(task["id"]), "conversation_id": str(conversation)}
-
-
-def _path(route: Route, values: dict[str, str]) -> str:
-    names = re.findall(r"\{(\w+)\}", route.path)
-    return route.path.format(**{name: values[name] for name in names})
-
-
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.route_key)
 def test_hostile_bodies_are_4xx_json_and_change_nothing(
-    route: Route,
-    api: ApiClient,
-    seeded: dict[str, str],
-    token_for: Callable[..., str],
-    direct_url: str,
+    route: Route, send_to: SendTo, direct_url: str
 ) -> None:
     before = stored_rows(direct_url)
     for name, (body, content_type) in HOSTILE_BODIES.items():
-        response = api.request(
-            route.method,
-            _path(route, seeded),
-            token=token_for(seeded["user_id"]),
-            body=body,
-            headers={"content-type": content_type},
-        )
+        response = send_to(route, body=body, headers={"content-type": content_type})
         _assert_clean_4xx(response, f"{route.route_key} with {name}")
     assert stored_rows(direct_url) == before
 
 
 @pytest.mark.parametrize("route", ID_ROUTES, ids=lambda r: r.route_key)
 def test_hostile_ids_are_4xx_json_and_change_nothing(
-    route: Route,
-    api: ApiClient,
-    seeded: dict[str, str],
-    token_for: Callable[..., str],
-    direct_url: str,
+    route: Route, send_to: SendTo, direct_url: str
 ) -> None:
     before = stored_rows(direct_url)
     body = {"title": "x"} if route.method == "PUT" else None
     for hostile in HOSTILE_IDS:
-        values = {**seeded, "task_id": hostile, "conversation_id": hostile}
-        response = api.request(
-            route.method,
-            _path(route, values),
-            token=token_for(seeded["user_id"]),
-            json_body=body,
-        )
+        values = {"task_id": hostile, "conversation_id": hostile}
+        response = send_to(route, values, json_body=body)
         _assert_clean_4xx(response, f"{route.route_key} with id {hostile!r}")
     assert stored_rows(direct_url) == before
 
 
 @pytest.mark.parametrize("route", USER_ROUTES, ids=lambda r: r.route_key)
 def test_hostile_user_ids_are_4xx_json_and_change_nothing(
-    route: Route,
-    api: ApiClient,
-    seeded: dict[str, str],
-    token_for: Callable[..., str],
-    direct_url: str,
+    route: Route, send_to: SendTo, direct_url: str
 ) -> None:
     before = stored_rows(direct_url)
     body = {"title": "x", "message": "x"} if route.method in ("POST", "PUT") else None
@@ -147,12 +107,7 @@ def test_hostile_user_ids_are_4xx_json_and_change_nothing(
         body = {"title": "x"}
     for hostile in HOSTILE_USER_IDS:
         # The token is for exactly that (odd) user id: only the path's own checks stand.
-        response = api.request(
-            route.method,
-            _path(route, {**seeded, "user_id": hostile}),
-            token=token_for(hostile),
-            json_body=body,
-        )
+        response = send_to(route, {"user_id": hostile}, json_body=body)
         _assert_clean_4xx(response, f"{route.route_key} as user {hostile!r}")
     assert stored_rows(direct_url) == before
 
@@ -160,16 +115,10 @@ def test_hostile_user_ids_are_4xx_json_and_change_nothing(
 @pytest.mark.parametrize(
     "route", [r for r in ROUTES if r.method == "GET"], ids=lambda r: r.route_key
 )
-def test_hostile_queries_are_never_5xx(
-    route: Route,
-    api: ApiClient,
-    seeded: dict[str, str],
-    token_for: Callable[..., str],
-    direct_url: str,
-) -> None:
+def test_hostile_queries_are_never_5xx(route: Route, send_to: SendTo, direct_url: str) -> None:
     before = stored_rows(direct_url)
     for query in HOSTILE_QUERIES:
-        response = api.get(f"{_path(route, seeded)}?{query}", token=token_for(seeded["user_id"]))
+        response = send_to(route, query=query)
         # A route that has no such parameter ignores it (2xx); one that has it refuses it.
         assert response.status < 500, (route.route_key, query, response.body[:300])
         json.loads(response.body)

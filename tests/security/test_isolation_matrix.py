@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devserver.template import Route, read_routes
+from devserver.template import Route
 from tests.api_client import ApiClient, Response
+from tests.security.routes import TEMPLATE_ROUTES
 from tests.security.stored_data import stored_rows
 
-ROOT = Path(__file__).resolve().parents[2]
-ROUTES = [r for r in read_routes(ROOT / "template.yaml") if "{user_id}" in r.path]
+ROUTES = [r for r in TEMPLATE_ROUTES if "{user_id}" in r.path]
 
 # What each route sends besides its path: a body that would change A's data if it got through.
 # Every user route must have an entry (None: the route takes no body).
@@ -89,21 +88,37 @@ def alices_data(
     return {"task_id": int(task["id"]), "conversation_id": int(conversation)}
 
 
+BobsRequest = Callable[..., Response]
+
+
+@pytest.fixture
+def bobs_request(
+    api: ApiClient, alice: str, bob: str, token_for: Callable[..., str], direct_url: str
+) -> BobsRequest:
+    """Send ``route`` with bob's valid token (on ``path_user``'s path, with ``resources``' ids)
+    and check its status is one of ``statuses``, that it shows nothing of alice's task, and that
+    alice's stored data is unchanged."""
+
+    def send(
+        route: Route, *, path_user: str, resources: dict[str, int], statuses: tuple[int, ...]
+    ) -> Response:
+        before = stored_rows(direct_url, alice)
+        response = _request(
+            api, route, path_user=path_user, token=token_for(bob), resources=resources
+        )
+        assert response.status in statuses, (route.route_key, response.body)
+        assert "alice's task" not in response.body.decode()
+        assert stored_rows(direct_url, alice) == before
+        return response
+
+    return send
+
+
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.route_key)
 def test_isolation_other_users_path_is_403_and_changes_nothing(
-    route: Route,
-    api: ApiClient,
-    alice: str,
-    bob: str,
-    token_for: Callable[..., str],
-    alices_data: dict[str, int],
-    direct_url: str,
+    route: Route, alice: str, alices_data: dict[str, int], bobs_request: BobsRequest
 ) -> None:
-    before = stored_rows(direct_url, alice)
-    response = _request(api, route, path_user=alice, token=token_for(bob), resources=alices_data)
-    assert response.status == 403, (route.route_key, response.body)
-    assert "alice's task" not in response.body.decode()
-    assert stored_rows(direct_url, alice) == before
+    bobs_request(route, path_user=alice, resources=alices_data, statuses=(403,))
 
 
 @pytest.mark.parametrize(
@@ -117,18 +132,12 @@ def test_isolation_other_users_path_is_403_and_changes_nothing(
 )
 def test_isolation_other_users_ids_are_404_and_change_nothing(
     route: Route,
-    api: ApiClient,
-    alice: str,
     bob: str,
-    token_for: Callable[..., str],
     alices_data: dict[str, int],
+    bobs_request: BobsRequest,
     direct_url: str,
 ) -> None:
-    before = stored_rows(direct_url, alice)
-    response = _request(api, route, path_user=bob, token=token_for(bob), resources=alices_data)
-    assert response.status == 404, (route.route_key, response.body)
-    assert "alice's task" not in response.body.decode()
-    assert stored_rows(direct_url, alice) == before
+    bobs_request(route, path_user=bob, resources=alices_data, statuses=(404,))
     assert stored_rows(direct_url, bob)["message"] == []  # nothing stored on bob's side either
 
 
@@ -138,16 +147,6 @@ def test_isolation_other_users_ids_are_404_and_change_nothing(
     ids=lambda r: r.route_key,
 )
 def test_isolation_own_collections_never_show_other_users_data(
-    route: Route,
-    api: ApiClient,
-    alice: str,
-    bob: str,
-    token_for: Callable[..., str],
-    alices_data: dict[str, int],
-    direct_url: str,
+    route: Route, bob: str, alices_data: dict[str, int], bobs_request: BobsRequest
 ) -> None:
-    before = stored_rows(direct_url, alice)
-    response = _request(api, route, path_user=bob, token=token_for(bob), resources={})
-    assert response.status in (200, 201), (route.route_key, response.body)
-    assert "alice's task" not in response.body.decode()
-    assert stored_rows(direct_url, alice) == before
+    bobs_request(route, path_user=bob, resources={}, statuses=(200, 201))

@@ -7,7 +7,6 @@ generator does not know fails the test."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +14,8 @@ from urllib.parse import quote
 import pytest
 
 from devserver.server import Gateway
-from tests.api_client import ApiClient, Response
+from tests.api_client import ApiClient
+from tests.security.routes import filled_path
 from tests.security.stored_data import stored_rows
 
 # (Surrounding spaces are not here: pydantic reads " 1" as 1 in a query, harmlessly; an id in
@@ -69,18 +69,12 @@ def openapi(gateway: Gateway) -> dict[str, Any]:
     return gateway.openapi()
 
 
-@pytest.fixture
-def seeded(
-    alice: str, make_task: Callable[..., dict[str, Any]], send_chat: Callable[..., Response]
-) -> dict[str, str]:
-    task = make_task(alice, "keep me")
-    conversation = send_chat(alice, "hello").json()["conversation_id"]
-    return {"user_id": alice, "task_id": str(task["id"]), "conversation_id": str(conversation)}
-
-
-def _operations(openapi: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+def _operations(
+    openapi: dict[str, Any], seeded: dict[str, str]
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Every operation: its method, its path template, that path filled with ``seeded``'s ids."""
     return [
-        (method.upper(), path, operation)
+        (method.upper(), path, filled_path(path, seeded), operation)
         for path, operations in openapi["paths"].items()
         for method, operation in operations.items()
     ]
@@ -103,8 +97,7 @@ def test_every_query_and_header_parameter_refuses_what_its_schema_forbids(
     token = token_for(seeded["user_id"])
     before = stored_rows(direct_url)
     wrong, sent = [], 0
-    for method, path_template, operation in _operations(openapi):
-        path = re.sub(r"\{(\w+)\}", lambda m: seeded[m.group(1)], path_template)
+    for method, path_template, path, operation in _operations(openapi, seeded):
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "path":
                 continue  # tests/security/test_path_segments.py
@@ -148,11 +141,10 @@ def test_every_secured_operation_refuses_malformed_authorization(
     token = token_for(seeded["user_id"])
     before = stored_rows(direct_url)
     wrong, secured = [], 0
-    for method, path_template, operation in _operations(openapi):
+    for method, path_template, path, operation in _operations(openapi, seeded):
         if "security" not in operation:
             continue
         secured += 1
-        path = re.sub(r"\{(\w+)\}", lambda m: seeded[m.group(1)], path_template)
         for shape in AUTHORIZATION_SHAPES:
             response = api.request(
                 method,

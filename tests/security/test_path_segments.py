@@ -14,19 +14,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devserver.events import decode_response_body, http_api_event
 from devserver.server import Gateway
-from devserver.template import Route, read_routes
+from devserver.template import Route
 from tests.api_client import ApiClient, Response
+from tests.security.routes import TEMPLATE_ROUTES, SendTo, filled_path
 from tests.security.stored_data import stored_rows
 
-ROOT = Path(__file__).resolve().parents[2]
-ROUTES = [r for r in read_routes(ROOT / "template.yaml") if "{" in r.path]
+ROUTES = [r for r in TEMPLATE_ROUTES if "{" in r.path]
 
 HOSTILE_SEGMENTS = [
     "%2F", "1%2F", "1%2f2", "%2F1", "%5C", "1%5C", "1%5c2",  # encoded separators
@@ -40,20 +39,6 @@ HOSTILE_SEGMENTS = [
 # letters and digits), but not the rest.
 VALID_USER_IDS = {"01", "001", "0"}
 UNROUTED_SHAPES = ["{path}/", "{path}//", "/{path}", "{path}/a/b", "/api//tasks"]
-
-
-@pytest.fixture
-def seeded(
-    alice: str, make_task: Callable[..., dict[str, Any]], send_chat: Callable[..., Response]
-) -> dict[str, str]:
-    task = make_task(alice, "keep me")
-    conversation = send_chat(alice, "hello").json()["conversation_id"]
-    return {"user_id": alice, "task_id": str(task["id"]), "conversation_id": str(conversation)}
-
-
-def _path(route: Route, values: dict[str, str]) -> str:
-    names = re.findall(r"\{(\w+)\}", route.path)
-    return route.path.format(**{name: values[name] for name in names})
 
 
 def _body(route: Route) -> Any:
@@ -73,11 +58,7 @@ def _problem(response: Response, expected: int) -> str | None:
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.route_key)
 def test_hostile_segments_in_every_path_parameter_are_422(
-    route: Route,
-    api: ApiClient,
-    seeded: dict[str, str],
-    token_for: Callable[..., str],
-    direct_url: str,
+    route: Route, send_to: SendTo, direct_url: str
 ) -> None:
     before = stored_rows(direct_url)
     wrong = []
@@ -86,13 +67,7 @@ def test_hostile_segments_in_every_path_parameter_are_422(
             if name == "user_id" and segment in VALID_USER_IDS:
                 continue
             # The token names the path's user exactly, so only the path's own checks stand.
-            user = segment if name == "user_id" else seeded["user_id"]
-            response = api.request(
-                route.method,
-                _path(route, {**seeded, name: segment}),
-                token=token_for(user),
-                json_body=_body(route),
-            )
+            response = send_to(route, {name: segment}, json_body=_body(route))
             if problem := _problem(response, 422):
                 wrong.append(f"{name}={segment[:20]!r}: {problem}")
     assert not wrong, "\n".join(wrong)
@@ -104,7 +79,7 @@ def test_unrouted_path_shapes_are_404_without_redirect(
     route: Route, api: ApiClient, seeded: dict[str, str], token_for: Callable[..., str]
 ) -> None:
     for shape in UNROUTED_SHAPES:
-        path = shape.format(path=_path(route, seeded))
+        path = shape.format(path=filled_path(route.path, seeded))
         response = api.request(
             route.method, path, token=token_for(seeded["user_id"]), json_body=_body(route)
         )
@@ -123,7 +98,7 @@ def test_function_never_redirects_a_path_it_does_not_serve(
 ) -> None:
     """The function itself, given an event the gateway would not route (a trailing slash, as
     a misconfigured proxy could send): a 404, and no Location built from the request."""
-    path = _path(route, seeded) + raw_suffix
+    path = filled_path(route.path, seeded) + raw_suffix
     body = _body(route)
     event = http_api_event(
         method=route.method,

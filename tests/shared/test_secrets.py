@@ -212,16 +212,19 @@ def lambda_init(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], FastAP
         gc.unfreeze()
 
 
-def test_warm_up_reads_the_secrets_at_init_with_bounded_store_calls(
-    aws: None,
-    monkeypatch: pytest.MonkeyPatch,
-    app_url: str,
-    lambda_init: Callable[[], FastAPI],
-) -> None:
+@pytest.fixture
+def secrets_in_store(aws: None, monkeypatch: pytest.MonkeyPatch, app_url: str) -> None:
+    """The database URL and SECRET_A in the parameter store, named by the functions' variables."""
     put_parameter(DATABASE_PARAMETER, app_url)
     put_parameter(AUTH_PARAMETER, SECRET_A)
     monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
     monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+
+
+@pytest.mark.usefixtures("secrets_in_store")
+def test_warm_up_reads_the_secrets_at_init_with_bounded_store_calls(
+    app_url: str, lambda_init: Callable[[], FastAPI]
+) -> None:
     lambda_init()
     # The store forgets both: the first request can only be served with what init read.
     boto3.client("ssm").delete_parameters(Names=[DATABASE_PARAMETER, AUTH_PARAMETER])
@@ -233,16 +236,8 @@ def test_warm_up_reads_the_secrets_at_init_with_bounded_store_calls(
     assert config.retries == {"total_max_attempts": 2, "mode": "standard"}
 
 
-def test_snapstart_restore_reads_the_secrets_afresh(
-    aws: None,
-    monkeypatch: pytest.MonkeyPatch,
-    app_url: str,
-    lambda_init: Callable[[], FastAPI],
-) -> None:
-    put_parameter(DATABASE_PARAMETER, app_url)
-    put_parameter(AUTH_PARAMETER, SECRET_A)
-    monkeypatch.setenv("DATABASE_URL_PARAMETER", DATABASE_PARAMETER)
-    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+@pytest.mark.usefixtures("secrets_in_store")
+def test_snapstart_restore_reads_the_secrets_afresh(lambda_init: Callable[[], FastAPI]) -> None:
     lambda_init()  # the snapshot holds SECRET_A
     put_parameter(AUTH_PARAMETER, SECRET_B)  # rotated while the snapshot waited
     snapstart.after_restore()
