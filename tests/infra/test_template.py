@@ -1,11 +1,13 @@
-"""template.yaml's promises that sam validate cannot check: every function runs with the shared
-role and the layer, secrets are named (never given) in the environment, and the local sample
-environment matches what the devserver's local secret signs."""
+"""template.yaml's promises that sam validate cannot check: every function runs with its role
+(the chat function alone may read the model key) and the layer, secrets are named (never given)
+in the environment, and the local sample environment matches what the devserver's local secret
+signs."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from devserver.local_defaults import LOCAL_DEV_SECRET
 from devserver.template import load_template
@@ -13,16 +15,17 @@ from devserver.template import load_template
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_template_every_function_uses_the_shared_role() -> None:
+def test_template_every_function_uses_its_role() -> None:
     template = load_template(ROOT / "template.yaml")
     functions = {
         name: resource["Properties"]
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
-    assert functions
+    assert len(functions) == 11
     for name, properties in functions.items():
-        assert properties.get("Role") == {"GetAtt": "FunctionRole.Arn"}, name
+        role = "ChatFunctionRole" if name == "ChatFunction" else "FunctionRole"
+        assert properties.get("Role") == {"GetAtt": f"{role}.Arn"}, name
         assert "Policies" not in properties, name
 
 
@@ -37,21 +40,50 @@ def test_template_environment_names_secrets_without_values() -> None:
     assert template["Globals"]["Function"]["Layers"] == [{"Ref": "SharedLayer"}]
 
 
-def test_template_role_reads_only_the_two_parameters() -> None:
-    role = load_template(ROOT / "template.yaml")["Resources"]["FunctionRole"]["Properties"]
-    assert "ManagedPolicyArns" not in role
-    actions = []
-    for policy in role["Policies"]:
-        for entry in policy["PolicyDocument"]["Statement"]:
-            statement = entry["If"][1] if "If" in entry else entry  # the KMS key's condition
-            action = statement["Action"]
-            actions.extend([action] if isinstance(action, str) else action)
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    # An entry under a condition (the KMS key's) counts as its statement.
+    return [entry["If"][1] if "If" in entry else entry for entry in document["Statement"]]
+
+
+def _parameters(statement: dict[str, Any]) -> list[str]:
+    resources = statement["Resource"]
+    return [
+        r["Sub"].rsplit("parameter", 1)[1]
+        for r in (resources if isinstance(resources, list) else [resources])
+    ]
+
+
+def test_template_roles_read_only_their_parameters() -> None:
+    resources = load_template(ROOT / "template.yaml")["Resources"]
+    shared = resources["FunctionPolicy"]["Properties"]
+    assert shared["Roles"] == [{"Ref": "FunctionRole"}, {"Ref": "ChatFunctionRole"}]
+    actions: list[str] = []
+    parameters: list[str] = []
+    for statement in _statements(shared["PolicyDocument"]):
+        action = statement["Action"]
+        actions.extend([action] if isinstance(action, str) else action)
+        if action == "ssm:GetParameter":
+            parameters.extend(_parameters(statement))
     assert sorted(actions) == [
         "kms:Decrypt",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "ssm:GetParameter",
     ]
+    assert parameters == ["${DatabaseUrlParameterName}", "${BetterAuthSecretParameterName}"]
+    # Every other function's role holds nothing of its own.
+    role = resources["FunctionRole"]["Properties"]
+    assert "Policies" not in role
+    assert "ManagedPolicyArns" not in role
+    # The chat role adds the model key, and only when a model answers.
+    chat = resources["ChatFunctionRole"]["Properties"]
+    assert "ManagedPolicyArns" not in chat
+    condition, policies, otherwise = chat["Policies"]["If"]
+    assert (condition, otherwise) == ("ChatUsesModel", {"Ref": "AWS::NoValue"})
+    (policy,) = policies
+    (statement,) = _statements(policy["PolicyDocument"])
+    assert statement["Action"] == "ssm:GetParameter"
+    assert _parameters(statement) == ["${OpenAIApiKeyParameterName}"]
 
 
 def test_template_local_invoke_environment_uses_the_local_secret() -> None:
