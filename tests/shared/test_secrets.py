@@ -24,6 +24,7 @@ from devserver.server import Gateway
 from tests.api_client import ApiClient
 from tests.conftest import new_user_id
 from tests.polling import wait_until
+from tests.tcp_proxy import FaultyProxy
 from todo_core import secrets, snapstart
 from todo_core.api import create_app
 from todo_core.db import get_engine, reset_engine
@@ -254,6 +255,41 @@ def test_warm_up_leaves_an_unreadable_secret_to_the_first_request(
     lambda_init()  # does not raise
     put_parameter(DATABASE_PARAMETER, "postgresql://todo@db.invalid:5432/a")
     assert get_settings().database_url == "postgresql+psycopg://todo@db.invalid:5432/a"
+
+
+def test_warm_up_gives_up_on_a_store_that_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch, lambda_init: Callable[[], FastAPI]
+) -> None:
+    # A store that accepts connections and never answers (no moto: a real socket and botocore's
+    # real timeouts), named by botocore's per-service endpoint variable.
+    store = FaultyProxy(("127.0.0.1", 9))
+    store.mode = "blackhole"
+    for name, value in {
+        "AWS_ENDPOINT_URL_SSM": f"http://127.0.0.1:{store.port}",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "DATABASE_URL_PARAMETER": DATABASE_PARAMETER,
+        "BETTER_AUTH_SECRET": SECRET_A,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    parameters.clear_caches()
+    get_settings.cache_clear()
+    try:
+        started = time.monotonic()
+        lambda_init()  # two attempts of a 2 s read, then the warm-up gives up
+        init_seconds = time.monotonic() - started
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable):  # the first request: a 503, as bounded
+            get_settings()
+        request_seconds = time.monotonic() - started
+    finally:
+        store.close()
+        parameters.clear_caches()
+        get_settings.cache_clear()
+    assert 3.5 < init_seconds < 8
+    assert 3.5 < request_seconds < 8
 
 
 def test_functions_import_no_boto3_when_the_environment_has_the_secrets() -> None:
