@@ -51,6 +51,15 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:function"
     def get_remaining_time_in_millis(self):
         return 10_000
+import fastapi.dependencies.models as dependency_models
+import fastapi.routing
+def classification_misses():
+    kinds = ("gen", "async_gen", "coroutine")
+    names = [f"_is_{kind}_callable_cached" for kind in kinds]
+    return [getattr(dependency_models, name).cache_info().misses for name in names]
+misses_at_import = classification_misses()
+contexts = fastapi.routing._endpoint_context_cache
+endpoint_contexts_at_import = len(contexts)
 statuses, new_modules, cache_sizes = [], [], []
 for _ in range(2):
     before = set(sys.modules)
@@ -62,6 +71,8 @@ from todo_core.warmup import module_statements
 # Compiled again now that the first connection has initialised the dialect: the same SQL.
 recompiled = {str(statement.compile(dialect=dialect)) for statement in module_statements()}
 print(json.dumps({
+    "classification_misses": [misses_at_import, classification_misses()],
+    "endpoint_contexts": [endpoint_contexts_at_import, len(contexts)],
     "connections_at_import": connections_at_import,
     "statuses": statuses,
     "new_modules": new_modules,
@@ -183,6 +194,13 @@ def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
     assert result["cache_sizes"] == [result["precompiled"]] * 2
     assert result["precompiled_sql_unchanged"] is True
     assert result["dispatchers_at_import"] == [True, True]
+    # FastAPI's classification of every dependency's callable and its record of where the
+    # endpoint is defined were made at import: the requests found them (no cache miss).
+    classified_at_import, classified_after = result["classification_misses"]
+    assert classified_at_import == classified_after
+    assert min(classified_at_import) > 0
+    contexts_at_import, contexts_after = result["endpoint_contexts"]
+    assert contexts_at_import == contexts_after == 1
     assert isinstance(result["connection_defaults_at_import"], int)
     assert result["connection_defaults_at_import"] > 10  # libpq knows dozens of parameters
     # What init created is frozen: no full collection scans it during the requests.
