@@ -203,14 +203,16 @@ def run_recorded(
     return dict(row._mapping) if row is not None else None
 
 
+_READ_STEP = text(
+    "SELECT step, round, name, arguments, status, task FROM chat_tool_step"
+    " WHERE user_message_id = :user_message_id AND step = :step"
+)
+
+
 def read_step(session: Session, *, user_message_id: int, step: int) -> RecordedStep | None:
     """A recorded step (after a write lost the race for it to another attempt)."""
     row = session.execute(
-        text(
-            "SELECT step, round, name, arguments, status, task FROM chat_tool_step"
-            " WHERE user_message_id = :user_message_id AND step = :step"
-        ),
-        {"user_message_id": user_message_id, "step": step},
+        _READ_STEP, {"user_message_id": user_message_id, "step": step}
     ).one_or_none()
     session.commit()
     if row is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session
 
 from todo_core.chat.tools import TOOL_NAMES, TOOL_SCHEMAS, TaskTools
@@ -83,3 +84,31 @@ def test_tools_act_for_their_user_only(session: Session, alice: str, bob: str) -
     assert bobs.call("complete_task", f'{{"task_id": {task_id}}}')["error"] == "not_found"
     alices = TaskTools(session=session, user_id=alice)
     assert alices.call("list_tasks", "{}")["tasks"][0]["completed"] is False
+
+
+def test_tools_step_another_attempt_ran_first_is_replayed_not_run_again(
+    session: Session, alice: str
+) -> None:
+    conversation_id = session.execute(
+        text(
+            "INSERT INTO conversation (user_id, title, created_at, updated_at)"
+            " VALUES (:user_id, 'milk', now(), now()) RETURNING id"
+        ),
+        {"user_id": alice},
+    ).scalar_one()
+    question = session.execute(
+        text(
+            "INSERT INTO message (conversation_id, user_id, role, content, created_at)"
+            " VALUES (:conversation_id, :user_id, 'user', 'add milk', now()) RETURNING id"
+        ),
+        {"conversation_id": conversation_id, "user_id": alice},
+    ).scalar_one()
+    session.commit()
+    # Two attempts at one turn, both started before either recorded a step (a retry that took
+    # over a turn whose first attempt was still running): each runs step 0.
+    first = TaskTools(session=session, user_id=alice, user_message_id=question)
+    second = TaskTools(session=session, user_id=alice, user_message_id=question)
+    created = first.call("add_task", '{"title": "milk"}')
+    assert second.call("add_task", '{"title": "milk"}') == created
+    listed = TaskTools(session=session, user_id=alice).call("list_tasks", None)
+    assert listed["count"] == 1  # the second attempt's insert went with its refused record
