@@ -1,8 +1,9 @@
 """A small OpenAI-compatible Chat Completions server for tests, the dev server and benchmarks.
 
 Real HTTP on 127.0.0.1, so the official SDK is exercised end to end. Responses are scripted
-(text, tool calls, delays, errors, malformed bodies, hangs) or, when nothing is scripted, come
-from a rule-based "scripted agent" that understands simple task requests.
+(text, tool calls, delays, errors, malformed bodies, hangs, answers trickled a few bytes at a
+time) or, when nothing is scripted, come from a rule-based "scripted agent" that understands
+simple task requests.
 """
 
 from fakeopenai.server import (
@@ -13,6 +14,7 @@ from fakeopenai.server import (
     malformed,
     reply,
     tool_calls,
+    trickle,
 )
 
 __all__ = [
@@ -23,4 +25,5 @@ __all__ = [
     "malformed",
     "reply",
     "tool_calls",
+    "trickle",
 ]

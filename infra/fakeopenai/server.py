@@ -27,7 +27,9 @@ _ids = itertools.count(1)
 @dataclass(frozen=True, slots=True)
 class ScriptedResponse:
     """One scripted answer: a JSON body (or raw bytes), a status, headers, a delay before it,
-    or a connection dropped without any answer."""
+    or a connection dropped without any answer. With ``trickle_bytes``, the answer goes out that
+    many bytes at a time, ``trickle_pause_seconds`` apart (from its status line, or from its body
+    with ``trickle_body_only``)."""
 
     status: int = 200
     body: dict[str, Any] | None = None
@@ -35,6 +37,9 @@ class ScriptedResponse:
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     drop_connection: bool = False
+    trickle_bytes: int = 0
+    trickle_pause_seconds: float = 0.0
+    trickle_body_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,24 @@ def error(
 def malformed(raw: bytes = b'{"choices": [ this is not json') -> ScriptedResponse:
     """A 200 whose body is not the JSON it claims to be."""
     return ScriptedResponse(raw=raw)
+
+
+def trickle(
+    text: str,
+    *,
+    pause_seconds: float = 0.2,
+    chunk_bytes: int = 1,
+    body_only: bool = False,
+) -> ScriptedResponse:
+    """A valid text answer sent ``chunk_bytes`` at a time, ``pause_seconds`` apart: every read
+    gets data well within a read timeout while the whole answer takes as long as the provider
+    likes (status line and headers included, unless ``body_only``)."""
+    return ScriptedResponse(
+        body=completion(content=text),
+        trickle_bytes=chunk_bytes,
+        trickle_pause_seconds=pause_seconds,
+        trickle_body_only=body_only,
+    )
 
 
 def hang(seconds: float = 60.0) -> ScriptedResponse:
@@ -206,6 +229,25 @@ class FakeOpenAI:
             def _send_json(self, status: int, payload: Any, headers: dict[str, str]) -> None:
                 self._send(status, json.dumps(payload).encode(), headers)
 
+            def _trickle(self, scripted: ScriptedResponse, data: bytes) -> None:
+                head = [f"HTTP/1.1 {scripted.status} {self.responses[scripted.status][0]}"]
+                head.append("Content-Type: application/json")
+                head.append(f"Content-Length: {len(data)}")
+                head.extend(f"{name}: {value}" for name, value in scripted.headers.items())
+                head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode()
+                size = scripted.trickle_bytes
+                try:
+                    if scripted.trickle_body_only:
+                        self.wfile.write(head_bytes)
+                    else:
+                        data = head_bytes + data
+                    for start in range(0, len(data), size):
+                        if fake._stopping.wait(scripted.trickle_pause_seconds):
+                            return
+                        self.wfile.write(data[start : start + size])
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up (its deadline): fine
+
             def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 try:
                     self.send_response(status)
@@ -264,7 +306,9 @@ class FakeOpenAI:
                     with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if scripted.raw is not None:
+                if scripted.trickle_bytes:
+                    self._trickle(scripted, json.dumps(scripted.body).encode())
+                elif scripted.raw is not None:
                     self._send(scripted.status, scripted.raw, scripted.headers)
                 else:
                     self._send_json(scripted.status, scripted.body, scripted.headers)

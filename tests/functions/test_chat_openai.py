@@ -7,15 +7,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 
-from fakeopenai import FakeOpenAI, error, hang, malformed, reply, tool_calls
+from fakeopenai import FakeOpenAI, error, hang, malformed, reply, tool_calls, trickle
 from fakeopenai.server import ScriptedResponse, refused_base_url
 from tests.api_client import ApiClient, Response
 from tests.conftest import ROOT, functions_environment
+from todo_core.chat.openai_assistant import client_for
+from todo_core.settings import get_settings
 
 KEY = "turn-openai-1"
 SECRET_MESSAGE = "add pick up the confidential parcel"
@@ -164,6 +167,46 @@ def test_chat_openai_failure_answers_as_documented_and_a_retry_completes(
     ]
     assert "confidential" not in caplog.text
     assert FAKE_KEY not in caplog.text
+
+
+@pytest.mark.parametrize("body_only", [False, True], ids=["whole_answer", "body"])
+def test_chat_openai_trickling_provider_is_504_at_the_budget(
+    fake: FakeOpenAI,
+    app_environment: dict[str, str],
+    send_chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    body_only: bool,
+) -> None:
+    # Every read gets a few bytes within a read timeout of the whole budget, and the answer
+    # would take six budgets or more. The deadline holds for the turn, not for each read; and
+    # a read started before it waits only what is left (not a pause of 9/10 of the budget: the
+    # bound leaves half a budget for a loaded machine and still fails a pause's overrun).
+    budget = 1.0
+    slow = trickle("Too slow.", pause_seconds=0.9, chunk_bytes=32, body_only=body_only)
+    assert len(json.dumps(slow.body)) / 32 * 0.9 > 6 * budget
+    fake.reset()
+    with functions_environment(
+        _model_environment(fake.base_url, CHAT_MODEL_TIMEOUT_SECONDS=str(budget))
+    ):
+        assert send_chat(alice, "hello").status == 200  # warm: the time measured is the model's
+        client = client_for(get_settings())
+        before = _messages(direct_url)
+        fake.script(slow)
+        started = time.monotonic()
+        failed = send_chat(alice, SECRET_MESSAGE, key=KEY)
+        elapsed = time.monotonic() - started
+        assert (failed.status, failed.headers.get("retry-after")) == (504, "1"), failed.body
+        assert "your message was saved" in failed.json()["detail"]
+        assert budget <= elapsed < budget + 0.5
+        assert _messages(direct_url) == [*before, ("user", SECRET_MESSAGE, None)]
+        # The same client serves the retry: the cut call did not leave its pool broken.
+        retried = send_chat(alice, SECRET_MESSAGE, key=KEY)
+        assert client_for(get_settings()) is client
+    assert retried.status == 200, retried.body
+    stored = [(role, content) for role, content, _ in _messages(direct_url)[len(before) :]]
+    assert stored == [("user", SECRET_MESSAGE), ("assistant", retried.json()["response"])]
+    fake.reset()
 
 
 def test_chat_openai_wrong_key_is_502_and_counted(

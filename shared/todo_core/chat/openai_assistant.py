@@ -4,9 +4,13 @@ tools as function tools.
 
 A turn loops: model -> tool calls -> model -> ... -> text, at most ``CHAT_MAX_TOOL_ROUNDS`` model
 calls that ask for tools. Every model call shares one budget, ``CHAT_MODEL_TIMEOUT_SECONDS``,
-which fits inside the chat function's timeout; the SDK's own retries are off (its default would
-wait up to 60 s on a Retry-After) and this module retries a rate limit, a 5xx or a refused
-connection itself, only while the wait still fits the budget.
+which fits inside the chat function's timeout. The budget is a deadline for the turn's model
+calls as a whole, not a timeout per read: the SDK's client sends through
+:mod:`todo_core.chat.model_deadline`, so every connect, write and read waits at most what is left
+of it, and a provider that trickles its answer a few bytes at a time is cut off at the deadline
+like one that never answers. The SDK's own retries are off (its default would wait up to 60 s on
+a Retry-After) and this module retries a rate limit, a 5xx or a refused connection itself, only
+while the wait still fits the budget.
 
 Each failure becomes a typed error (see the README's table): a timeout 504, a provider that is
 rate limiting, failing or unreachable 503 with Retry-After, a rejected key, a malformed answer or
@@ -16,14 +20,16 @@ model's text or the key. Only the chat function imports this module (and so the 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import openai
-from openai import OpenAI
+from openai import DefaultHttpxClient, OpenAI
 
+from todo_core.chat.model_deadline import DeadlineTransport, deadline
 from todo_core.chat.model_messages import (
     ModelMessage,
     assistant_tool_round,
@@ -53,9 +59,23 @@ MINIMUM_CALL_SECONDS = 1.0
 _clients: dict[tuple[str, str | None, float], OpenAI] = {}
 
 
+class _HttpClient(DefaultHttpxClient):
+    """The SDK's default HTTP client (its limits and redirects) on the deadline's transport;
+    closed when dropped (a rotated key's), as the SDK closes the one it makes itself."""
+
+    def __init__(self) -> None:
+        super().__init__(transport=DeadlineTransport())
+
+    def __del__(self) -> None:
+        if not self.is_closed:
+            with contextlib.suppress(Exception):
+                self.close()
+
+
 def client_for(settings: Settings) -> OpenAI:
     """One client per container (and per key: a rotated key gets a new one), so its connection
-    pool and TLS sessions serve every warm turn."""
+    pool and TLS sessions serve every warm turn; its transport holds each call to the turn's
+    deadline."""
     assert settings.openai_api_key is not None  # noqa: S101  (settings require it)
     cache_key = (
         settings.openai_api_key,
@@ -70,6 +90,7 @@ def client_for(settings: Settings) -> OpenAI:
             base_url=settings.openai_base_url,
             timeout=settings.chat_model_timeout_seconds,
             max_retries=0,
+            http_client=_HttpClient(),
         )
         _clients[cache_key] = client
     return client
@@ -153,12 +174,13 @@ class OpenAIAssistant:
                 logger.warning("model budget spent before the call")
                 raise AssistantTimedOut()
             try:
-                completion = self.client.chat.completions.create(
-                    model=str(self.settings.chat_model),
-                    messages=messages,  # type: ignore[arg-type]
-                    tools=TOOL_SCHEMAS,  # type: ignore[arg-type]
-                    timeout=remaining,
-                )
+                with deadline(budget.deadline):
+                    completion = self.client.chat.completions.create(
+                        model=str(self.settings.chat_model),
+                        messages=messages,  # type: ignore[arg-type]
+                        tools=TOOL_SCHEMAS,  # type: ignore[arg-type]
+                        timeout=remaining,
+                    )
             except openai.APITimeoutError:
                 logger.warning("model call timed out")
                 raise AssistantTimedOut() from None
