@@ -96,10 +96,45 @@ def _error_code(error: BaseException) -> str:
     return ""
 
 
+STORE_CONNECT_TIMEOUT_SECONDS = 1.0
+STORE_READ_TIMEOUT_SECONDS = 2.0
+STORE_ATTEMPTS = 2
+"""Bounds on a call to the store, at init or in a request: boto3's defaults (60 s to connect,
+60 s to read, retried) would outlast both Lambda's init phase (10 s) and the function."""
+
+# Powertools' name for each store's default provider.
+_PROVIDER_NAMES = {"ssm": "ssm", "secretsmanager": "secrets"}
+
+
+def _bounded_provider(store: str) -> None:
+    """Powertools' default provider for ``store``, created once per container with bounded
+    timeouts (Powertools would otherwise create it with boto3's defaults). Creating its boto3
+    client reads the service model: tens of milliseconds, done by the first read (at init in
+    Lambda: :mod:`todo_core.warmup`)."""
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415  (lazy: cold start)
+    from aws_lambda_powertools.utilities.parameters.constants import (  # noqa: PLC0415
+        DEFAULT_PROVIDERS,
+    )
+
+    name = _PROVIDER_NAMES[store]
+    if name in DEFAULT_PROVIDERS:
+        return
+    from botocore.config import Config  # noqa: PLC0415  (the Lambda runtime's botocore)
+
+    bounded = Config(
+        connect_timeout=STORE_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=STORE_READ_TIMEOUT_SECONDS,
+        retries={"total_max_attempts": STORE_ATTEMPTS, "mode": "standard"},
+    )
+    provider = parameters.SSMProvider if store == "ssm" else parameters.SecretsProvider
+    DEFAULT_PROVIDERS[name] = provider(boto_config=bounded)
+
+
 def fetch(source: SecretSource, *, max_age: int) -> str:
     """The secret's current value, from Powertools' cache while it is younger than ``max_age``."""
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415  (lazy: cold start)
 
+    _bounded_provider(source.store)
     where = f"{source.variable}={source.name!r}"
     try:
         if source.store == "ssm":

@@ -78,7 +78,6 @@ from sqlmodel import Session
 
 from todo_core.db import get_engine
 from todo_core.observability import logger, publish_cold_start, skip_cold_start
-from todo_core.secrets import secret_sources
 from todo_core.settings import get_settings
 from todo_core.snapstart import register_hooks
 
@@ -88,37 +87,6 @@ FIRST_REQUEST_IMPORTS = ("queue", "anyio._backends._asyncio")
 
 def in_lambda() -> bool:
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
-
-
-STORE_CONNECT_TIMEOUT_SECONDS = 1.0
-STORE_READ_TIMEOUT_SECONDS = 2.0
-STORE_ATTEMPTS = 2
-"""Bounds on a call to the parameter store, at init or in a request: boto3's defaults (60 s to
-connect, 60 s to read, retried) would outlast both the init phase (10 s) and the function."""
-
-
-def _create_store_clients() -> None:
-    """Powertools' default SSM and Secrets Manager providers, created now rather than by the
-    first request (creating a boto3 client reads its service model: tens of milliseconds), with
-    bounded timeouts."""
-    # Only with a store: these imports cost a cold start that does not need them.
-    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
-    from aws_lambda_powertools.utilities.parameters.constants import (  # noqa: PLC0415
-        DEFAULT_PROVIDERS,
-    )
-    from botocore.config import Config  # noqa: PLC0415  (the Lambda runtime's botocore)
-
-    bounded = Config(
-        connect_timeout=STORE_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=STORE_READ_TIMEOUT_SECONDS,
-        retries={"total_max_attempts": STORE_ATTEMPTS, "mode": "standard"},
-    )
-    stores = {source.store for source in secret_sources(os.environ)}
-    providers: dict[str, Any] = DEFAULT_PROVIDERS
-    if "ssm" in stores and "ssm" not in providers:
-        providers["ssm"] = parameters.SSMProvider(boto_config=bounded)
-    if "secretsmanager" in stores and "secrets" not in providers:
-        providers["secrets"] = parameters.SecretsProvider(boto_config=bounded)
 
 
 def module_statements() -> Iterator[ClauseElement]:
@@ -208,9 +176,8 @@ def warm_up(app: FastAPI) -> None:
     for module in FIRST_REQUEST_IMPORTS:
         importlib.import_module(module)
     try:
-        if secret_sources(os.environ):
-            _create_store_clients()
-        # With a store, this reads the secrets now (each at most STORE_ATTEMPTS calls, bounded).
+        # With a store, this creates its client and reads the secrets now (bounded calls:
+        # :data:`todo_core.secrets.STORE_ATTEMPTS`).
         get_settings()
         configure_mappers()
         engine = get_engine()

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -232,9 +233,32 @@ def test_warm_up_reads_the_secrets_at_init_with_bounded_store_calls(
     settings = get_settings()
     assert settings.database_url == app_url.replace("postgresql://", "postgresql+psycopg://")
     assert settings.better_auth_secret == SECRET_A
-    config = DEFAULT_PROVIDERS["ssm"].client.meta.config
+    _assert_bounded(DEFAULT_PROVIDERS["ssm"])
+
+
+def _assert_bounded(provider: Any) -> None:
+    config = provider.client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (1.0, 2.0)
     assert config.retries == {"total_max_attempts": 2, "mode": "standard"}
+
+
+def test_settings_store_calls_are_bounded_without_the_warm_up(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outside Lambda (the local server, a request after a failed warm-up): the read itself
+    # creates the bounded clients, not Powertools' defaults.
+    client = boto3.client("secretsmanager")
+    client.create_secret(Name="todo/test/database-url", SecretString="postgresql://u:p@h/db")
+    put_parameter(AUTH_PARAMETER, SECRET_A)
+    monkeypatch.setenv("DATABASE_URL_SECRET_ID", "todo/test/database-url")
+    monkeypatch.setenv("BETTER_AUTH_SECRET_PARAMETER", AUTH_PARAMETER)
+    DEFAULT_PROVIDERS.clear()
+    try:
+        assert get_settings().better_auth_secret == SECRET_A
+        _assert_bounded(DEFAULT_PROVIDERS["ssm"])
+        _assert_bounded(DEFAULT_PROVIDERS["secrets"])
+    finally:
+        DEFAULT_PROVIDERS.clear()
 
 
 @pytest.mark.usefixtures("secrets_in_store")
