@@ -1,5 +1,5 @@
-"""Bearer token verification: one seam, :func:`verify_token`, that returns the token's user id
-(:func:`verify`: with the algorithm and expiry, for a caller that caches the result).
+"""Bearer token verification: one seam, :func:`verify`, that returns what a token proves (its
+user id, how it was signed, its expiry: what a caller that caches the result needs).
 
 Two kinds of token are accepted, each only when configured, and they cannot be confused:
 
@@ -303,9 +303,3 @@ def verify(token: str, *, settings: Settings | None = None) -> VerifiedToken:
     # as sent: an integer too large for a float is still a valid (if distant) expiry.
     expires_at: float = claims["exp"]
     return VerifiedToken(subject=subject, algorithm=algorithm, expires_at=expires_at)
-
-
-def verify_token(token: str, *, settings: Settings | None = None) -> str:
-    """Verify ``token`` and return its subject (the user id). Raise NotAuthenticated otherwise,
-    or ServiceUnavailable when the token needs the JWKS and it cannot be fetched."""
-    return verify(token, settings=settings).subject
