@@ -18,6 +18,7 @@ Built for Neon's pooled connection string (PgBouncer in transaction mode):
 from __future__ import annotations
 
 import select
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -128,34 +129,45 @@ class _EngineCache:
     (see :mod:`todo_core.secrets`), the old engine is disposed and a new one connects with the
     new credentials. Lambda runs one request at a time per container, so nothing is using the
     old engine's connection then.
+
+    Thread-safe: the local server runs several containers of a function as threads of one
+    process, and their first requests arrive together. Without the lock each would create an
+    engine, and all but the last would be dropped with their connections still open.
     """
 
     def __init__(self) -> None:
-        self._engine: Engine | None = None
-        self._url: str | None = None
+        self._current: tuple[Engine, str] | None = None
+        self._lock = threading.Lock()
 
     def __call__(self) -> Engine:
         settings = get_settings()
-        if self._engine is None or self._url != settings.database_url:
-            if self._engine is not None:
-                self._engine.dispose()
-            self._engine = _create_postgres_engine(settings)
-            self._url = settings.database_url
-        return self._engine
+        current = self._current  # one read: the pair is replaced whole, never mutated
+        if current is not None and current[1] == settings.database_url:
+            return current[0]
+        with self._lock:
+            current = self._current
+            if current is not None and current[1] == settings.database_url:
+                return current[0]
+            if current is not None:
+                current[0].dispose()
+            engine = _create_postgres_engine(settings)
+            self._current = (engine, settings.database_url)
+            return engine
 
     def drop_connections(self, *, close: bool) -> None:
         """Empty the pool, keeping the engine and its compiled statements. ``close=False``
         forgets the connections without a word to the server: after a SnapStart restore their
         sockets belong to the snapshotted environment."""
-        if self._engine is not None:
-            self._engine.dispose(close=close)
+        with self._lock:
+            if self._current is not None:
+                self._current[0].dispose(close=close)
 
     def cache_clear(self) -> None:
         """Dispose of the engine; the next call creates one from the current settings."""
-        if self._engine is not None:
-            self._engine.dispose()
-        self._engine = None
-        self._url = None
+        with self._lock:
+            if self._current is not None:
+                self._current[0].dispose()
+            self._current = None
 
 
 get_engine = _EngineCache()
