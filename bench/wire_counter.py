@@ -148,11 +148,13 @@ class CountingProxy:
             length = struct.unpack("!I", _read_exact(client, 4))[0]
             payload = _read_exact(client, length - 4)
             code = struct.unpack("!I", payload[:4])[0]
+            # Counted before it is relayed, as statements are: counted after, the client could
+            # have its answer, and the caller reset the counts, before this thread ran again.
+            if code not in _NEGOTIATION_CODES and code != _CANCEL_CODE:
+                with self._lock:
+                    self._counts.startups += 1
             server.sendall(struct.pack("!I", length) + payload)
             if code not in _NEGOTIATION_CODES:
-                if code != _CANCEL_CODE:
-                    with self._lock:
-                        self._counts.startups += 1
                 return
 
     def _record(self, sql: list[str]) -> None:
