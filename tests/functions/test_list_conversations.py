@@ -1,5 +1,6 @@
 from collections.abc import Callable
 
+import psycopg
 import pytest
 
 from tests.api_client import ApiClient, Response
@@ -81,3 +82,21 @@ def test_list_conversations_cursor_past_the_last_timestamp_starts_at_the_latest(
     response = api.get(f"/api/{alice}/conversations", token=token_for(alice), params=params)
     assert response.status == 200, response.body
     assert [c["id"] for c in response.json()["items"]] == [conversation_id]
+
+
+def test_list_conversations_default_page_is_20_and_the_largest_limit_100_is_accepted(
+    api: ApiClient, alice: str, token_for: Callable[..., str], direct_url: str
+) -> None:
+    with psycopg.connect(direct_url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO conversation (user_id, title, created_at, updated_at)"
+            " SELECT %s, 'c' || n, now(), now() FROM generate_series(1, 101) AS n",
+            (alice,),
+        )
+    url, token = f"/api/{alice}/conversations", token_for(alice)
+    default = api.get(url, token=token)
+    largest = api.get(url, token=token, params={"limit": 100})
+    assert (default.status, largest.status) == (200, 200)
+    assert [len(default.json()["items"]), len(largest.json()["items"])] == [20, 100]
+    assert default.json()["next_cursor"] is not None
+    assert largest.json()["next_cursor"] is not None  # 101 of them

@@ -1,5 +1,6 @@
 from collections.abc import Callable
 
+import psycopg
 import pytest
 
 from tests.api_client import ApiClient, Response
@@ -92,3 +93,23 @@ def test_list_messages_bad_input_is_422(
         params=params,
     )
     assert response.status == 422
+
+
+def test_list_messages_default_page_is_50_and_the_largest_limit_200_is_accepted(
+    api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str], direct_url: str
+) -> None:
+    conversation_id = send_chat(alice, "hello").json()["conversation_id"]
+    with psycopg.connect(direct_url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO message (conversation_id, user_id, role, content)"
+            " SELECT %s, %s, 'user', 'filler ' || n FROM generate_series(1, 199) AS n",
+            (conversation_id, alice),
+        )
+    url, token = f"/api/{alice}/conversations/{conversation_id}/messages", token_for(alice)
+    default = api.get(url, token=token)
+    largest = api.get(url, token=token, params={"limit": 200})
+    assert (default.status, largest.status) == (200, 200)
+    assert [len(default.json()["items"]), len(largest.json()["items"])] == [50, 200]
+    assert default.json()["items"][-1]["content"] == "filler 199"  # the newest page
+    assert default.json()["next_cursor"] is not None
+    assert largest.json()["next_cursor"] is not None  # 201 of them

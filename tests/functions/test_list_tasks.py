@@ -1,5 +1,6 @@
 from collections.abc import Callable
 
+import psycopg
 import pytest
 
 from tests.api_client import ApiClient
@@ -80,3 +81,20 @@ def test_list_tasks_other_users_path_is_403(
     response = api.get(f"/api/{alice}/tasks", token=token_for(bob))
     assert response.status == 403
     assert "private" not in response.body.decode()
+
+
+def test_list_tasks_default_page_is_100_and_the_largest_limit_500_is_accepted(
+    api: ApiClient, alice: str, token_for: Callable[..., str], direct_url: str
+) -> None:
+    with psycopg.connect(direct_url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO task (user_id, title, completed, created_at, updated_at)"
+            " SELECT %s, 'task ' || n, false, now(), now() FROM generate_series(1, 501) AS n",
+            (alice,),
+        )
+    token = token_for(alice)
+    default = api.get(f"/api/{alice}/tasks", token=token)
+    largest = api.get(f"/api/{alice}/tasks", token=token, params={"limit": 500})
+    assert (default.status, largest.status) == (200, 200)
+    assert [len(default.json()), len(largest.json())] == [100, 500]
+    assert default.json()[0]["title"] == "task 501"  # newest first
