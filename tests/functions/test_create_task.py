@@ -54,6 +54,7 @@ def test_create_task_is_stored(
         ({"title": None}, ["body", "title"]),
         ({"title": "ok", "description": "d" * 1001}, ["body", "description"]),
         ({"title": "ok", "description": "nul\u0000"}, ["body", "description"]),
+        ({"title": "ok", "description": "bell\u0007"}, ["body", "description"]),
         ({"title": "ok", "description": ["a"]}, ["body", "description"]),
         ({"title": "ok", "completed": True}, ["body", "completed"]),
         ([{"title": "array"}], ["body"]),
@@ -81,6 +82,20 @@ def test_create_task_title_of_200_characters_accepted(
     response = api.post(f"/api/{alice}/tasks", token=token_for(alice), json_body={"title": title})
     assert response.status == 201
     assert response.json()["title"] == title
+
+
+def test_create_task_description_of_1000_characters_with_newlines_accepted(
+    api: ApiClient, alice: str, token_for: Callable[..., str]
+) -> None:
+    description = ("é" * 99 + "\n") * 10
+    assert len(description) == 1000
+    response = api.post(
+        f"/api/{alice}/tasks",
+        token=token_for(alice),
+        json_body={"title": "t", "description": description},
+    )
+    assert response.status == 201, response.body
+    assert response.json()["description"] == description
 
 
 @pytest.mark.parametrize(

@@ -110,3 +110,21 @@ def test_template_chat_function_fits_a_model_turn() -> None:
     assert variables["OPENAI_API_KEY_PARAMETER"] == {
         "If": ["ChatUsesModel", {"Ref": "OpenAIApiKeyParameterName"}, ""]
     }
+
+
+def test_template_functions_have_the_timeouts_readme_states() -> None:
+    from todo_core.settings import load_settings  # noqa: PLC0415
+
+    template = load_template(ROOT / "template.yaml")
+    default = template["Globals"]["Function"]["Timeout"]
+    timeouts = {
+        name: resource["Properties"].get("Timeout", default)
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    # README, "Timeouts": 10 s for a function, 29 s for the chat (an HTTP API gives up at 30 s);
+    # 10 s leave room for a database connection that gives up (then a 503) and the request.
+    assert timeouts.pop("ChatFunction") == 29
+    assert set(timeouts.values()) == {10}
+    connect = load_settings({"DATABASE_URL": "postgresql://u@h/db"}).db_connect_timeout_seconds
+    assert connect == 2 < default
