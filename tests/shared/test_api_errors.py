@@ -4,6 +4,7 @@ and an unexpected error that is a JSON 500 logged by its type alone."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -73,3 +74,18 @@ def test_api_unexpected_error_is_json_500_logged_by_type_only(
     assert response.json() == {"detail": "Internal server error"}
     assert "unhandled error: RuntimeError" in caplog.text
     assert CANARY not in caplog.text
+
+
+def test_api_422_lists_at_most_20_problems_repeating_at_most_100_characters(
+    api: ApiClient, alice: str, token_for: Callable[..., str]
+) -> None:
+    long_name, long_value = "n" * 5000, ["x" * 5000]
+    body = {"title": long_value, long_name: 1, **{f"unknown_{n}": n for n in range(30)}}
+    response = api.post(f"/api/{alice}/tasks", token=token_for(alice), json_body=body)
+    assert response.status == 422
+    problems = response.json()["detail"]
+    assert len(problems) == 20
+    title, name = problems[0], problems[1]
+    assert title["loc"] == ["body", "title"]
+    assert title["input"] == json.dumps(long_value)[:100] + "…"
+    assert name["loc"] == ["body", long_name[:100] + "…"]

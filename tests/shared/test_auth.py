@@ -116,6 +116,16 @@ def test_expiry_within_leeway_accepted(
     assert _list(api, alice, key.sign(claims)).status == 200
 
 
+@pytest.mark.parametrize(("expired_seconds_ago", "status"), [(20, 200), (45, 401)])
+def test_expiry_leeway_is_30_seconds(
+    api: ApiClient, jwks_mode: SetUp, alice: str, expired_seconds_ago: int, status: int
+) -> None:
+    jwks_mode(secret=True)
+    now = int(time.time())
+    claims = {"sub": alice, "iat": now - 900, "exp": now - expired_seconds_ago}
+    assert _list(api, alice, jwt.encode(claims, TEST_SECRET, algorithm="HS256")).status == status
+
+
 def test_explicit_issuer_and_audience_override_the_url(
     api: ApiClient, jwks_mode: SetUp, jwks_server: JwksServer, alice: str
 ) -> None:
