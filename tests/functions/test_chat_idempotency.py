@@ -4,6 +4,7 @@ reply, whether it replays, waits for, or takes over the first attempt."""
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -211,6 +212,24 @@ def test_chat_retry_while_first_attempt_holds_the_lease_is_409_then_taken_over(
     assert taken.status == 200
     assert taken.json()["conversation_id"] == first.json()["conversation_id"]
     assert [m[2] for m in _messages(direct_url)] == ["user", "assistant"]
+
+
+def test_chat_retry_of_a_turn_in_progress_waits_5_seconds_before_its_409(
+    chat: Callable[..., Response], alice: str, direct_url: str
+) -> None:
+    chat(alice, "add buy milk")
+    # The first attempt is still running: its question is stored, its reply not yet.
+    _execute(direct_url, "DELETE FROM message WHERE role = 'assistant'")
+    _execute(
+        direct_url,
+        "UPDATE idempotency_key SET response = NULL, status_code = NULL,"
+        " locked_until = now() + interval '1 hour'",
+    )
+    started = time.monotonic()
+    busy = chat(alice, "add buy milk")
+    waited = time.monotonic() - started
+    assert busy.status == 409
+    assert 5.0 <= waited < 8.0, waited  # room for a loaded machine; 10 s would fail
 
 
 @pytest.mark.usefixtures("assistant_failing_once")
