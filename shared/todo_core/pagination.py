@@ -1,8 +1,9 @@
-"""Keyset cursors: the sort key of the last item of a page, as ``"<first>.<second>"``.
+"""Keyset cursors: the sort key of the last item of a page, as ``"<first>.<second>"`` (the history
+lists) or ``"<id>"`` (the task list, sorted by id alone).
 
 Clients treat a cursor as opaque and pass back the ``next_cursor`` they were given. Its pattern is
-exact (two positive integers of at most 18 digits, so both fit PostgreSQL's bigint): any string
-that matches it is a cursor this API can use, and any other is a 422 in FastAPI's shape.
+exact (positive integers of at most 18 digits, so each fits PostgreSQL's bigint): any string that
+matches it is a cursor this API can use, and any other is a 422 in FastAPI's shape.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ CursorQuery = Query(
     max_length=37,
     pattern=CURSOR_PATTERN,
     description="The `next_cursor` of the previous page.",
+)
+
+ID_CURSOR_PATTERN = r"^[1-9][0-9]{0,17}$"
+
+IdCursorQuery = Query(
+    min_length=1,
+    max_length=18,
+    pattern=ID_CURSOR_PATTERN,
+    description='The `cursor` of the previous page\'s `Link: <…>; rel="next"` header.',
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

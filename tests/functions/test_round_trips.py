@@ -111,6 +111,10 @@ def test_task_list_is_1_round_trip(
         make_task(alice, title)
     request = lambda: api.get(f"/api/{alice}/tasks", token=token_for(alice))  # noqa: E731
     assert _round_trips(wire, request) == 1, _sql(wire)
+    # A later page (and knowing whether one more follows) is the same one statement.
+    params = {"limit": 1, "cursor": "999999"}
+    paged = lambda: api.get(f"/api/{alice}/tasks", token=token_for(alice), params=params)  # noqa: E731
+    assert _round_trips(wire, paged) == 1, _sql(wire)
 
 
 @pytest.mark.parametrize(

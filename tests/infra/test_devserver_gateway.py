@@ -28,7 +28,7 @@ def test_gateway_cors_headers_are_exactly_the_templates() -> None:
     }
     assert policy.response_headers(FRONTEND) == {
         "access-control-allow-origin": FRONTEND,
-        "access-control-expose-headers": "retry-after,www-authenticate,idempotent-replayed",
+        "access-control-expose-headers": "retry-after,www-authenticate,idempotent-replayed,link",
         "vary": "origin",
     }
     assert policy.preflight_headers("https://evil.example.com") == {}

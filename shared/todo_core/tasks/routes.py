@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Query, Response, status
 from pydantic import TypeAdapter
@@ -16,6 +17,7 @@ from todo_core.api import (
 )
 from todo_core.deps import IdempotencyKeyHeader, SessionDep, TaskId, UserId
 from todo_core.observability import TASKS_CREATED, count
+from todo_core.pagination import IdCursorQuery
 from todo_core.settings import get_settings
 from todo_core.tasks import service
 from todo_core.tasks.models import TaskCreate, TaskPublic, TaskStatus, TaskUpdate
@@ -31,16 +33,37 @@ _TASK = TypeAdapter(TaskPublic)
 _TASKS = TypeAdapter(list[TaskPublic])
 
 
-@router.get("/api/{user_id}/tasks", response_model=list[TaskPublic])
+_NEXT_PAGE = {
+    200: {
+        "headers": {
+            "Link": {
+                "description": "The next (older) page, if there is one: `<?status=…&limit=…"
+                '&cursor=…>; rel="next"`, relative to this request\'s URL.',
+                "schema": {"type": "string"},
+            }
+        }
+    }
+}
+
+
+@router.get("/api/{user_id}/tasks", response_model=list[TaskPublic], responses=_NEXT_PAGE)
 async def list_tasks(
     session: SessionDep,
     user_id: UserId,
     status: TaskStatus = TaskStatus.all,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, IdCursorQuery] = None,
 ) -> JSONBody:
-    """The caller's tasks, newest first, filtered by status."""
-    tasks = service.list_tasks(session, user_id=user_id, status=status, limit=limit)
-    return JSONBody(_TASKS.dump_json(tasks))
+    """The caller's tasks, newest first, filtered by status, a page at a time: when there are
+    more, the ``Link`` header's ``rel="next"`` gives the next page's query."""
+    page = service.list_task_page(
+        session, user_id=user_id, status=status, limit=limit, cursor=cursor
+    )
+    headers = None
+    if page.next_cursor is not None:
+        query = urlencode({"status": status.value, "limit": limit, "cursor": page.next_cursor})
+        headers = {"Link": f'<?{query}>; rel="next"'}
+    return JSONBody(_TASKS.dump_json(page.tasks), headers=headers)
 
 
 @router.post(

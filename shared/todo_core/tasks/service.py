@@ -11,6 +11,7 @@ builds no ORM object and touches no identity map, which cost more than the SQL i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
@@ -42,15 +43,18 @@ _STATUS_FILTER: Mapping[TaskStatus, ColumnElement[bool] | None] = {
 }
 
 
-def _list_statement(status: TaskStatus) -> Select[Any]:
+def _list_statement(status: TaskStatus, *, after_cursor: bool = False) -> Select[Any]:
     query = select(*_RETURNED).where(col(Task.user_id) == bindparam("owner"))
     status_filter = _STATUS_FILTER[status]
     if status_filter is not None:
         query = query.where(status_filter)
+    if after_cursor:  # the next page: older tasks than the previous page's last
+        query = query.where(col(Task.id) < bindparam("before_id"))
     return query.order_by(col(Task.id).desc()).limit(bindparam("limit"))
 
 
 _LIST = {status: _list_statement(status) for status in TaskStatus}
+_LIST_AFTER = {status: _list_statement(status, after_cursor=True) for status in TaskStatus}
 _GET = select(*_RETURNED).where(_THE_TASK)
 _CREATE = (
     insert(Task)
@@ -114,6 +118,35 @@ def list_tasks(
     result = session.connection().execute(_LIST[status], {"owner": user_id, "limit": limit})
     # all(): one fetchall from the driver; iterating the result fetches row by row.
     return _tasks(result.all())
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    tasks: list[TaskPublic]
+    next_cursor: str | None
+    """The cursor of the next (older) page; None on the last page."""
+
+
+def list_task_page(
+    session: Session,
+    *,
+    user_id: str,
+    status: TaskStatus = TaskStatus.all,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> TaskPage:
+    """One page of the user's tasks with the given status, newest first: at most ``limit``,
+    older than the task ``cursor`` names if it is given. Keyset paging: a task added or deleted
+    between two pages neither shifts nor repeats the others."""
+    parameters: dict[str, Any] = {"owner": user_id, "limit": limit + 1}
+    statement = _LIST[status]
+    if cursor is not None:
+        statement = _LIST_AFTER[status]
+        parameters["before_id"] = int(cursor)
+    rows = session.connection().execute(statement, parameters).all()
+    tasks = _tasks(rows[:limit])
+    next_cursor = str(tasks[-1].id) if len(rows) > limit else None
+    return TaskPage(tasks, next_cursor)
 
 
 def create_task(session: Session, *, user_id: str, data: TaskCreate) -> TaskPublic:
