@@ -97,6 +97,10 @@ def test_chat_same_key_for_another_user_is_independent(
     assert (mine.status, theirs.status) == (200, 200)
     assert mine.json()["conversation_id"] != theirs.json()["conversation_id"]
     assert len(_messages(direct_url)) == 4
+    # Each one's retry replays their own reply, never the other user's.
+    assert chat(bob, "add buy milk").body == theirs.body
+    assert chat(alice, "add buy milk").body == mine.body
+    assert len(_messages(direct_url)) == 4
 
 
 def test_chat_key_on_a_foreign_conversation_is_404_and_claims_nothing(

@@ -125,11 +125,14 @@ def test_chat_openai_bad_tool_call_goes_back_to_the_model(
     assert [json.loads(m["content"])["error"] for m in tool_answers] == results
 
 
+# A provider's error message may quote the request (the user's message, the key): it is never
+# logged, only the error's type and status are.
+ECHO = f"cannot process {SECRET_MESSAGE!r} for key {FAKE_KEY}"
 FAILURES: list[tuple[str, list[ScriptedResponse], int, str | None]] = [
-    ("rate_limited", [error(429, retry_after="7")], 503, "7"),
-    ("server_error", [error(500)], 503, "2"),
-    ("overloaded", [error(503)], 503, "2"),
-    ("bad_key", [error(401)], 502, None),
+    ("rate_limited", [error(429, retry_after="7", message=ECHO)], 503, "7"),
+    ("server_error", [error(500, message=ECHO)], 503, "2"),
+    ("overloaded", [error(503, message=ECHO)], 503, "2"),
+    ("bad_key", [error(401, message=ECHO)], 502, None),
     ("malformed", [malformed()], 502, None),
     ("timeout", [hang(5)], 504, "1"),
     ("too_many_rounds", [tool_calls(("list_tasks", {}))] * 4, 502, None),

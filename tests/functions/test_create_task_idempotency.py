@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -109,6 +110,21 @@ def test_create_task_same_key_for_another_user_is_independent(
     assert theirs.json()["id"] != mine.json()["id"]
     assert _tasks(direct_url) == 2
     assert _count(direct_url, "SELECT count(*) FROM idempotency_key WHERE key = %s", KEY) == 2
+    # Each one's retry replays their own response, never the other user's.
+    assert create(bob, {"title": "Buy bread"}).body == theirs.body
+    assert create(alice, {"title": "Buy milk"}).body == mine.body
+    assert _tasks(direct_url) == 2
+
+
+def test_create_task_key_is_kept_24_hours(
+    create: Callable[..., Response], alice: str, direct_url: str
+) -> None:
+    assert create(alice, {"title": "Buy milk"}).status == 201
+    with psycopg.connect(direct_url) as connection:
+        [(kept,)] = connection.execute(
+            "SELECT expires_at - created_at FROM idempotency_key"
+        ).fetchall()
+    assert kept == timedelta(hours=24)
 
 
 def test_create_task_without_key_is_not_deduplicated(

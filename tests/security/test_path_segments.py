@@ -34,10 +34,11 @@ HOSTILE_SEGMENTS = [
     "%C3%A9", "%EF%BC%91", "%E2%80%AE1", "é", "\u0661",  # unicode (a full-width and an Arabic 1)
     "01", "001", "0",  # leading zeros: one canonical spelling per id
     "9" * 400, "a" * 5000,  # overlong
+    str(2**53), str(2**63),  # one past the largest id (2**53 - 1), and past bigint
 ]  # fmt: skip
-# Only an id is held to plain digits; a user id may be "01" or "0" (Better Auth ids are
-# letters and digits), but not the rest.
-VALID_USER_IDS = {"01", "001", "0"}
+# Only an id is held to plain digits and a range; a user id may be "01", "0" or a long number
+# (Better Auth ids are letters and digits), but not the rest.
+VALID_USER_IDS = {"01", "001", "0", str(2**53), str(2**63)}
 UNROUTED_SHAPES = ["{path}/", "{path}//", "/{path}", "{path}/a/b", "/api//tasks"]
 
 

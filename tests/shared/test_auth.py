@@ -380,6 +380,19 @@ def test_attack_other_algorithms_refused(
     _assert_401(_list(api, alice, token + "." + _b64(b"x" * 64)))
 
 
+@pytest.mark.parametrize("alg", ["HS384", "HS512"])
+def test_attack_other_hmac_algorithms_signed_with_the_secret_refused(
+    api: ApiClient, jwks_mode: SetUp, jwks_server: JwksServer, alice: str, alg: str
+) -> None:
+    """Only HS256 is checked against the secret: a correctly signed HS384 or HS512 token is
+    refused, so the token's header never chooses the HMAC family's algorithm."""
+    jwks_mode(secret=True)
+    token = jwt.encode(claims_for(alice, jwks_server.base_url), TEST_SECRET, algorithm=alg)
+    response = _list(api, alice, token)
+    _assert_401(response)
+    assert response.json()["detail"] == "Token algorithm not accepted"
+
+
 # ---- the JWKS cache: rotation, outages ----------------------------------------------------------
 
 

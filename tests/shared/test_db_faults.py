@@ -90,6 +90,20 @@ def test_db_fault_refused_is_503_at_once_and_recovers(
     assert api.get(f"/api/{alice}/tasks", token=token_for(alice)).status == 200
 
 
+def test_db_fault_health_check_database_pings_it(api: ApiClient, proxy: FaultyProxy) -> None:
+    """``/health?check_database=true`` answers for the database: 503 while it is down (plain
+    ``/health`` does not touch it and stays 200), ok once it is back."""
+    assert api.get("/health", params={"check_database": "true"}).status == 200
+    proxy.mode = "refuse"
+    proxy.sever()
+    response = api.get("/health", params={"check_database": "true"})
+    assert _is_json_503(response), response.body
+    assert api.get("/health").json() == {"status": "ok", "database": "not checked"}
+    proxy.mode = "up"
+    checked = api.get("/health", params={"check_database": "true"})
+    assert checked.json() == {"status": "ok", "database": "ok"}
+
+
 def test_db_fault_unreachable_is_503_within_3_seconds_and_recovers(
     api: ApiClient, proxy: FaultyProxy, alice: str, token_for: Callable[..., str]
 ) -> None:

@@ -12,10 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import exc, text
+
 from devserver.events import http_api_event
+from todo_core.db import get_engine
 
 ROOT = Path(__file__).resolve().parents[2]
-CANARY = "CANARY-7f3a9c"  # appears in every body and header the caller sends
+CANARY = "CANARY-7f3a9c"  # appears in every body, header and query string the caller sends
 
 # Invokes each (function, event) pair of a JSON file with the function's real handler, in one
 # process: a container, cold for its first invocation and warm after.
@@ -42,6 +46,7 @@ def _event(method: str, path: str, route_key: str, token: str, body: bytes | Non
         raw_path=path,
         route_key=route_key,
         path_parameters={"user_id": user_id},
+        raw_query=f"token={CANARY}",  # a token sent in the URL: no route reads it, none logs it
         headers={
             "authorization": f"Bearer {token}",
             "content-type": "application/json",
@@ -134,6 +139,17 @@ def test_logs_and_metrics_of_real_invocations(
     cold_starts = sorted(line["function_name"] for line in emf if "ColdStart" in line)
     assert cold_starts == ["CreateTaskFunction", "ListTasksFunction"]
     assert len(lines) == len(requests) + len(emf)  # nothing else, and every line is JSON
+
+
+def test_database_errors_show_the_sql_but_never_its_values(api: object) -> None:
+    """The engine the functions use hides bound parameters: a failed statement's error (which
+    a log line or a traceback might one day carry) names the SQL, never the user's data."""
+    with get_engine().connect() as connection, pytest.raises(exc.DBAPIError) as raised:
+        connection.execute(
+            text("SELECT 1 / 0 WHERE CAST(:content AS text) IS NOT NULL"), {"content": CANARY}
+        )
+    assert "SELECT 1 / 0" in str(raised.value)
+    assert CANARY not in str(raised.value)
 
 
 def test_chat_logs_carry_no_message_content(

@@ -82,8 +82,11 @@ def test_tools_act_for_their_user_only(session: Session, alice: str, bob: str) -
     bobs = TaskTools(session=session, user_id=bob)
     assert bobs.call("delete_task", f'{{"task_id": {task_id}}}')["error"] == "not_found"
     assert bobs.call("complete_task", f'{{"task_id": {task_id}}}')["error"] == "not_found"
+    renamed = bobs.call("update_task", f'{{"task_id": {task_id}, "title": "bob was here"}}')
+    assert renamed["error"] == "not_found"
     alices = TaskTools(session=session, user_id=alice)
-    assert alices.call("list_tasks", "{}")["tasks"][0]["completed"] is False
+    [task] = alices.call("list_tasks", "{}")["tasks"]
+    assert (task["title"], task["completed"]) == ("a", False)
 
 
 def test_tools_step_another_attempt_ran_first_is_replayed_not_run_again(
