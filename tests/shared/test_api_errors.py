@@ -42,7 +42,7 @@ def test_api_security_headers_on_success_and_on_each_kind_of_error(
         413: api.post(f"/api/{alice}/tasks", token=token, body=b" " * (64 * 1024 + 1)),
         422: api.post(f"/api/{alice}/tasks", token=token, json_body={"title": ""}),
     }
-    monkeypatch.setattr(service, "list_tasks", _raise_unexpected)
+    monkeypatch.setattr(service, "list_task_page", _raise_unexpected)
     responses[500] = api.get(f"/api/{alice}/tasks", token=token)
     assert {status: r.status for status, r in responses.items()} == {s: s for s in responses}
     assert [s for s, r in responses.items() if not _has_security_headers(r)] == []
@@ -68,7 +68,7 @@ def test_api_unexpected_error_is_json_500_logged_by_type_only(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(service, "list_tasks", _raise_unexpected)
+    monkeypatch.setattr(service, "list_task_page", _raise_unexpected)
     response = api.get(f"/api/{alice}/tasks", token=token_for(alice))
     assert response.status == 500
     assert response.json() == {"detail": "Internal server error"}
