@@ -193,6 +193,29 @@ def test_chat_retry_after_failure_sees_only_the_history_before_its_question(
     ]
 
 
+@pytest.mark.usefixtures("assistant_failing_once")
+def test_chat_take_over_of_a_failed_turn_takes_only_the_callers_key(
+    chat: Callable[..., Response],
+    alice: str,
+    bob: str,
+    direct_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Both users' first attempts fail with the same key: two unanswered keys, one per user.
+    assert chat(alice, "add alice thing").status == 502
+    monkeypatch.setattr(_FailingOnce, "calls", 0)
+    assert chat(bob, "add bob thing").status == 502
+    monkeypatch.setattr(chat_service, "IN_PROGRESS_WAIT_SECONDS", 0.3)
+    bobs = chat(bob, "add bob thing")  # takes over his own key, and only his
+    assert bobs.status == 200
+    alices = chat(alice, "add alice thing")
+    assert alices.status == 200, alices.body  # her key was not leased by bob's take-over
+    assert bobs.json()["conversation_id"] != alices.json()["conversation_id"]
+    assert sorted(_rows(direct_url, "SELECT user_id, title FROM task")) == sorted(
+        [(alice, "alice thing"), (bob, "bob thing")]
+    )
+
+
 def test_chat_retry_while_first_attempt_holds_the_lease_is_409_then_taken_over(
     chat: Callable[..., Response],
     alice: str,
