@@ -47,6 +47,9 @@ class Provider:
     def clear_cache(self):
         self.store.clear()
 DEFAULT_PROVIDERS["ssm"] = Provider()
+# A logging key of the snapshotted environment (as a request's correlation id would be).
+from todo_core.observability import logger
+logger.append_keys(correlation_id="snapshotted-request")
 # "connection-left-open": a connection outlives the before-snapshot hooks (a hook that failed,
 # or one made after them); the after-restore hooks alone must keep it out of the restored process.
 if sys.argv[3] != "connection-left-open":
@@ -64,6 +67,7 @@ if child == 0:
         hook(*args, **kwargs)
     restored = {
         "cached_secrets": len(DEFAULT_PROVIDERS["ssm"].store),
+        "logger_keys_kept": "correlation_id" in logger.get_current_keys(),
         "random": random.random(),
         "status": module.handler(event, Context())["statusCode"],
         "connections": connects.count(os.getpid()),
@@ -124,6 +128,7 @@ def test_snapstart_restored_process_opens_its_own_connection_and_serves(
     assert restored["random"] != parent["random"]
     # The secret cache was emptied (its client kept): the next request reads the secrets again.
     assert restored["cached_secrets"] == 0
+    assert restored["logger_keys_kept"] is False  # the restore hook's own log lines are clean
 
 
 def test_snapstart_restore_drops_a_connection_the_snapshot_kept(
