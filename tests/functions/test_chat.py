@@ -215,3 +215,36 @@ def test_chat_failing_assistant_is_counted_in_assistant_errors(
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert [line["AssistantErrors"] for line in emf if "AssistantErrors" in line] == [[1.0]]
     assert not [line for line in emf if "ChatTurns" in line]  # no turn was answered
+
+
+def test_chat_finds_a_title_among_the_500_newest_and_lists_the_50_newest(
+    send_chat: Send, alice: str, direct_url: str
+) -> None:
+    # README: a title is looked up among the 500 newest tasks (an older one is named by its
+    # number); a listing holds the 50 newest.
+    with psycopg.connect(direct_url, autocommit=True) as connection:
+        [(oldest,)] = connection.execute(
+            "INSERT INTO task (user_id, title, completed, created_at, updated_at)"
+            " VALUES (%s, 'ancient chore', false, now(), now()) RETURNING id",
+            (alice,),
+        ).fetchall()
+        connection.execute(
+            "INSERT INTO task (user_id, title, completed, created_at, updated_at)"
+            " SELECT %s, 'chore ' || n, false, now(), now() FROM generate_series(1, 500) AS n",
+            (alice,),
+        )
+    by_title = send_chat(alice, "complete ancient chore").json()
+    assert by_title["tool_calls"] == []  # the 501st newest: not found by its title
+    assert "ancient chore" in by_title["response"]
+    newest = send_chat(alice, "complete chore 500").json()
+    [call] = newest["tool_calls"]
+    assert call["result"]["task"]["title"] == "chore 500"
+    by_number = send_chat(alice, f"complete task {oldest}").json()
+    [call] = by_number["tool_calls"]
+    assert call["result"]["task"]["title"] == "ancient chore"
+    listing = send_chat(alice, "list my tasks").json()
+    [call] = listing["tool_calls"]
+    assert call["result"]["count"] == 50
+    titles = [task["title"] for task in call["result"]["tasks"]]
+    assert titles[0] == "chore 500"
+    assert titles[-1] == "chore 451"

@@ -47,6 +47,8 @@ from todo_core.tasks.models import (
 )
 
 LIST_LIMIT = 50
+FIND_LIMIT = 500
+"""How many of the newest tasks a title reference is looked up among (the built-in assistant)."""
 ToolResult = dict[str, Any]
 
 
@@ -367,7 +369,7 @@ class TaskTools:
         """A task's id by title: an exact (case-insensitive) match, else a unique partial one;
         a ``not_found`` or ``ambiguous`` error otherwise. A read: not a tool call."""
         wanted = title.casefold()
-        tasks = service.list_tasks(self.session, user_id=self.user_id, limit=500)
+        tasks = service.list_tasks(self.session, user_id=self.user_id, limit=FIND_LIMIT)
         exact = [t for t in tasks if t.title.casefold() == wanted]
         partial = exact or [t for t in tasks if wanted in t.title.casefold()]
         if len(partial) == 1:
