@@ -111,15 +111,6 @@ def _tasks(rows: Iterable[Sequence[Any]]) -> list[TaskPublic]:
     return _TASKS.validate_python([dict(zip(_FIELDS, row, strict=True)) for row in rows])
 
 
-def list_tasks(
-    session: Session, *, user_id: str, status: TaskStatus = TaskStatus.all, limit: int = 100
-) -> list[TaskPublic]:
-    """The user's tasks with the given status, newest first, at most ``limit`` of them."""
-    result = session.connection().execute(_LIST[status], {"owner": user_id, "limit": limit})
-    # all(): one fetchall from the driver; iterating the result fetches row by row.
-    return _tasks(result.all())
-
-
 @dataclass(frozen=True, slots=True)
 class TaskPage:
     tasks: list[TaskPublic]
@@ -143,10 +134,18 @@ def list_task_page(
     if cursor is not None:
         statement = _LIST_AFTER[status]
         parameters["before_id"] = int(cursor)
+    # all(): one fetchall from the driver; iterating the result fetches row by row.
     rows = session.connection().execute(statement, parameters).all()
     tasks = _tasks(rows[:limit])
     next_cursor = str(tasks[-1].id) if len(rows) > limit else None
     return TaskPage(tasks, next_cursor)
+
+
+def list_tasks(
+    session: Session, *, user_id: str, status: TaskStatus = TaskStatus.all, limit: int = 100
+) -> list[TaskPublic]:
+    """The user's newest tasks with the given status, at most ``limit`` of them (the first page)."""
+    return list_task_page(session, user_id=user_id, status=status, limit=limit).tasks
 
 
 def create_task(session: Session, *, user_id: str, data: TaskCreate) -> TaskPublic:
