@@ -8,6 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.request import urlopen
 
+import psycopg
+import pytest
+
 from devserver.template import read_routes
 from fakeopenai import FakeOpenAI, reply
 from tests.devserver_process import call, readme_chat_session, readme_task_session, running_server
@@ -120,3 +123,44 @@ def test_devserver_chat_with_the_fake_model_as_the_readme_shows(
     assert replies[2].startswith("Completed “buy milk”")
     assert replies[3].startswith("Deleted “buy milk”")
     assert (status, tasks) == (200, [])
+
+
+def test_devserver_serves_eight_requests_at_once_each_on_its_own_connection(
+    app_environment: dict[str, str],
+    direct_url: str,
+    tmp_path: Path,
+    alice: str,
+    token_for: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README: the local server plays eight containers per function in one process, so it sets
+    ``DB_POOL_SIZE`` to 8: eight requests held up by the database each hold a connection of
+    their own, and none waits for another's (with a pool of one, seven would time out: 503)."""
+    monkeypatch.delenv("DB_POOL_SIZE", raising=False)
+    environment = {**app_environment, "DATABASE_URL": direct_url}
+    token = token_for(alice)
+    waiting_on_the_lock = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND application_name = 'todo-api' AND wait_event_type = 'Lock'"
+    )
+    with running_server(environment, tmp_path, "--no-migrate") as base:
+        assert call("GET", f"{base}/api/{alice}/tasks", token=token)[0] == 200
+        with (
+            psycopg.connect(direct_url) as locker,
+            ThreadPoolExecutor(max_workers=8) as pool,
+        ):
+            locker.execute("LOCK TABLE task IN ACCESS EXCLUSIVE MODE")
+            calls = [
+                pool.submit(call, "GET", f"{base}/api/{alice}/tasks", token=token) for _ in range(8)
+            ]
+            with psycopg.connect(direct_url, autocommit=True) as observer:
+                deadline = time.monotonic() + 4  # the database cancels a statement at 5 s
+                waiting = 0
+                while waiting < 8 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    row = observer.execute(waiting_on_the_lock).fetchone()
+                    waiting = row[0] if row else 0
+            locker.rollback()
+            statuses = [future.result()[0] for future in calls]
+    assert waiting == 8, f"{waiting} of 8 requests reached the database at once"
+    assert statuses == [200] * 8
