@@ -65,6 +65,35 @@ def test_update_task_invalid_body_is_422_and_changes_nothing(
     assert api.get(url, token=token_for(alice)).json() == task
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": 5}, "title"),
+        ({"title": "a\u0000b"}, "title"),
+        ({"title": "x" * 201}, "title"),
+        ({"completed": "yes"}, "completed"),
+        ({"completed": 1}, "completed"),
+    ],
+)
+def test_update_task_invalid_field_is_one_problem_at_that_field(
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+    make_task: Callable[..., dict],
+    body: dict[str, object],
+    field: str,
+) -> None:
+    """A bad title or completed is one problem located at the field, as for any other field: not
+    one per member of the model's internal union, with the validator chain's repr (and a memory
+    address) in its loc and a second problem that asks for the null the field refuses."""
+    task = make_task(alice, "unchanged")
+    response = api.put(f"/api/{alice}/tasks/{task['id']}", token=token_for(alice), json_body=body)
+    assert response.status == 422
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", field], problem
+
+
 def test_update_task_of_another_user_is_404_and_unchanged(two_users: TwoUsers) -> None:
     task = two_users.alices_task("mine")
     response = two_users.bob_sends("PUT", task["id"], json_body={"title": "stolen"})
