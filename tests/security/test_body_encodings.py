@@ -144,8 +144,10 @@ def test_every_content_type_and_encoding_has_one_status_per_class(
         '{"title": ["' + "x" * 60_000 + '"], "message": ["' + "y" * 1000 + '"]}',
         # A long field name.
         '{"' + "n" * 60_000 + '": 1}',
+        # A float read as an integer of 301 digits (the chat's conversation_id).
+        '{"title": "x", "message": "x", "conversation_id": 1e300}',
     ],
-    ids=["many unknown fields", "long input", "long field name"],
+    ids=["many unknown fields", "long input", "long field name", "long number"],
 )
 def test_error_bodies_repeat_a_bounded_part_of_the_input(
     route: Route, send_to: SendTo, body: str
