@@ -11,6 +11,7 @@ JSON Schema's ``\\s`` means (ECMAScript's), not Python's, so the two never disag
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -45,6 +46,23 @@ whitespace is not part of it)."""
 def trim(value: Any) -> Any:
     """Strip JSON Schema whitespace from both ends of a string; leave other types to validation."""
     return value.strip(WHITESPACE) if isinstance(value, str) else value
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_json(value: Any) -> bool:
+    """Whether PostgreSQL can store ``value`` (JSON read by Python's ``json``) as text or
+    ``jsonb``: no NUL and no lone surrogate in any string or key, no NaN or infinity."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is None
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(storable_json(k) and storable_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(storable_json(item) for item in value)
+    return True
 
 
 def _storable(value: str) -> str:
