@@ -37,6 +37,7 @@ HOSTILE_BODIES: dict[str, tuple[bytes, str]] = {
     "nul": (b'{"FIELD": "a\\u0000b"}', JSON),
     "bell": (b'{"FIELD": "bell\\u0007"}', JSON),
     "escape": (b'{"FIELD": "esc\\u001b[2J"}', JSON),
+    "c1 control": (b'{"FIELD": "next\\u0085line"}', JSON),
     "invalid utf-8": (b'{"FIELD": "\xff\xfe"}', JSON),
     "truncated utf-8": (b'{"FIELD": "\xc3\x28"}', JSON),
     "lone high surrogate": (b'{"FIELD": "\\ud800"}', JSON),
