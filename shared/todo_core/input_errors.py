@@ -44,6 +44,8 @@ def _declared_charset(scope: Scope) -> str | None:
             header = MimeHeader()
             header["content-type"] = value.decode("latin-1")
             charset = header.get_param("charset")
+            if charset is None:
+                return None  # "charset" is in the media type or another parameter's value
             return charset.lower() if isinstance(charset, str) else "unreadable"
     return None
 

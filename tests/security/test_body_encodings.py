@@ -32,6 +32,7 @@ CONTENT_TYPES: dict[str, str | None] = {
     "json utf-8": "application/json; charset=utf-8",
     "json UTF8": "application/json;charset=UTF8",
     "+json": "application/vnd.todo+json",
+    "+json named charset": "application/vnd.charset+json; profile=charset",
     "json latin-1": "application/json; charset=iso-8859-1",
     "json utf-16": "application/json; charset=utf-16",
     "text/plain": "text/plain",
@@ -41,7 +42,7 @@ CONTENT_TYPES: dict[str, str | None] = {
     "none": None,
     "garbage": "a/b/c;;;=",
 }
-JSON_CONTENT_TYPES = {"json", "json utf-8", "json UTF8", "+json"}
+JSON_CONTENT_TYPES = {"json", "json utf-8", "json UTF8", "+json", "+json named charset"}
 
 
 def _field(route: Route) -> str:
