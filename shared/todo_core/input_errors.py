@@ -44,6 +44,8 @@ def _declared_charset(scope: Scope) -> str | None:
             header = MimeHeader()
             header["content-type"] = value.decode("latin-1")
             charset = header.get_param("charset")
+            if charset is None:
+                return None  # "charset" is in the media type or another parameter's value
             return charset.lower() if isinstance(charset, str) else "unreadable"
     return None
 
@@ -114,8 +116,11 @@ def _cut(text: str) -> str:
 
 
 def _bounded(value: Any) -> Any:
-    """``value`` as JSON that repeats at most MAX_ECHOED_CHARS of the request."""
-    if value is None or isinstance(value, bool | int | float):
+    """``value`` as JSON that repeats at most MAX_ECHOED_CHARS of the request.
+
+    Python's ``json`` reads ``NaN``, ``Infinity`` and ``1e400`` (infinity) as floats, which JSON
+    cannot write: such an input, alone or inside a list or object, is repeated as text."""
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, bytes):
         return _cut(_text_of(value))
@@ -123,7 +128,15 @@ def _bounded(value: Any) -> Any:
         return _cut(value)
     encoded = jsonable_encoder(value, custom_encoder={bytes: _text_of})
     text = json.dumps(encoded, ensure_ascii=False)
-    return encoded if len(text) <= MAX_ECHOED_CHARS else _cut(text)
+    return encoded if len(text) <= MAX_ECHOED_CHARS and _is_json(encoded) else _cut(text)
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _text_of(value: bytes) -> str:

@@ -3,6 +3,8 @@
 PostgreSQL rejects NUL in text and UTF-8 cannot encode a lone surrogate (which ``json.loads``
 accepts from ``"\\ud800"``); both would otherwise surface as a 500 at insert time. Other control
 characters are refused in single-line fields, where they can only be a mistake or an attack.
+Control characters are C0, DEL and C1 (U+0080-U+009F): NEL (U+0085) is a line break to Unicode
+and whitespace to Python's ``str.split``, which made a message of NELs an untitled conversation.
 
 Each rule is also published in the OpenAPI document as a ``pattern``, so that clients and
 property-based testers know exactly which strings are valid. Trimming uses the whitespace that
@@ -11,6 +13,7 @@ JSON Schema's ``\\s`` means (ECMAScript's), not Python's, so the two never disag
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -20,12 +23,12 @@ from pydantic import AfterValidator, BeforeValidator, Field
 WHITESPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_CONTROL_EXCEPT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ANY_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL_EXCEPT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
-_NO_CONTROL = r"[^\u0000-\u001f\u007f]"
-_NO_CONTROL_BUT_LINES = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]"
-_VISIBLE = r"[^\s\u0000-\u001f\u007f]"
+_NO_CONTROL = r"[^\u0000-\u001f\u007f-\u009f]"
+_NO_CONTROL_BUT_LINES = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]"
+_VISIBLE = r"[^\s\u0000-\u001f\u007f-\u009f]"
 
 SINGLE_LINE_PATTERN = f"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"
 """One line, no control characters, at least one character that is not whitespace."""
@@ -45,6 +48,23 @@ whitespace is not part of it)."""
 def trim(value: Any) -> Any:
     """Strip JSON Schema whitespace from both ends of a string; leave other types to validation."""
     return value.strip(WHITESPACE) if isinstance(value, str) else value
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_json(value: Any) -> bool:
+    """Whether PostgreSQL can store ``value`` (JSON read by Python's ``json``) as text or
+    ``jsonb``: no NUL and no lone surrogate in any string or key, no NaN or infinity."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is None
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(storable_json(k) and storable_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(storable_json(item) for item in value)
+    return True
 
 
 def _storable(value: str) -> str:

@@ -131,6 +131,8 @@ def test_chat_requires_a_token_and_the_right_user(
         ({"message": "x" * 4001}, ["body", "message"]),
         ({"message": "nul \u0000 inside"}, ["body", "message"]),
         ({"message": "bell \u0007"}, ["body", "message"]),
+        ({"message": "\u0085"}, ["body", "message"]),  # NEL: C1, and whitespace to Python
+        ({"message": "csi \u009b31m"}, ["body", "message"]),
         ({"message": "lone \udc00"}, ["body", "message"]),
         ({"message": 42}, ["body", "message"]),
         ({"message": ["add milk"]}, ["body", "message"]),

@@ -125,6 +125,60 @@ def test_chat_openai_bad_tool_call_goes_back_to_the_model(
     assert [json.loads(m["content"])["error"] for m in tool_answers] == results
 
 
+# Python's json reads all of these from a model's answer; PostgreSQL stores none of them (NUL in
+# text or jsonb, a lone surrogate in UTF-8, NaN or infinity in jsonb).
+UNSTORABLE_ARGUMENTS = {
+    "nul": {"title": "a\u0000b"},
+    "lone surrogate": {"title": "a\udc00"},
+    "nul in a key": {"title": "ab", "x\u0000": 1},
+    "nan": '{"title": "ab", "x": NaN}',
+    "infinity": '{"title": "ab", "x": 1e999}',
+}
+
+
+@pytest.mark.parametrize("arguments", UNSTORABLE_ARGUMENTS.values(), ids=UNSTORABLE_ARGUMENTS)
+def test_chat_openai_unstorable_tool_arguments_go_back_to_the_model(
+    model: FakeOpenAI,
+    send_chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    arguments: dict[str, object] | str,
+) -> None:
+    model.script(tool_calls(("add_task", arguments)), reply("I could not add it."))
+    response = send_chat(alice, "add something")
+    assert response.status == 200, response.body
+    (call,) = response.json()["tool_calls"]
+    assert (call["arguments"], call["result"]["error"]) == ({}, "invalid_arguments")
+    (tool_answer,) = [m for m in model.requests[-1].messages if m["role"] == "tool"]
+    assert json.loads(tool_answer["content"])["error"] == "invalid_arguments"
+    assert [role for role, _, _ in _messages(direct_url)] == ["user", "assistant"]
+
+
+UNSTORABLE_ANSWERS = {
+    "nul in the text": [reply("done \u0000")],
+    "lone surrogate in the text": [reply("done \ud800")],
+    "nul in a tool's name": [tool_calls(("add\u0000task", {"title": "x"}))],
+}
+
+
+@pytest.mark.parametrize("script", UNSTORABLE_ANSWERS.values(), ids=UNSTORABLE_ANSWERS)
+def test_chat_openai_unstorable_answer_is_502_and_a_retry_completes(
+    model: FakeOpenAI,
+    send_chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    script: list[ScriptedResponse],
+) -> None:
+    model.script(*script)
+    failed = send_chat(alice, SECRET_MESSAGE, key=KEY)
+    assert failed.status == 502, failed.body
+    assert _messages(direct_url) == [("user", SECRET_MESSAGE, None)]
+    model.reset()
+    retried = send_chat(alice, SECRET_MESSAGE, key=KEY)  # the key's lease was released
+    assert retried.status == 200, retried.body
+    assert [role for role, _, _ in _messages(direct_url)] == ["user", "assistant"]
+
+
 # A provider's error message may quote the request (the user's message, the key): it is never
 # logged, only the error's type and status are.
 ECHO = f"cannot process {SECRET_MESSAGE!r} for key {FAKE_KEY}"

@@ -32,6 +32,7 @@ CONTENT_TYPES: dict[str, str | None] = {
     "json utf-8": "application/json; charset=utf-8",
     "json UTF8": "application/json;charset=UTF8",
     "+json": "application/vnd.todo+json",
+    "+json named charset": "application/vnd.charset+json; profile=charset",
     "json latin-1": "application/json; charset=iso-8859-1",
     "json utf-16": "application/json; charset=utf-16",
     "text/plain": "text/plain",
@@ -41,7 +42,7 @@ CONTENT_TYPES: dict[str, str | None] = {
     "none": None,
     "garbage": "a/b/c;;;=",
 }
-JSON_CONTENT_TYPES = {"json", "json utf-8", "json UTF8", "+json"}
+JSON_CONTENT_TYPES = {"json", "json utf-8", "json UTF8", "+json", "+json named charset"}
 
 
 def _field(route: Route) -> str:
@@ -144,8 +145,10 @@ def test_every_content_type_and_encoding_has_one_status_per_class(
         '{"title": ["' + "x" * 60_000 + '"], "message": ["' + "y" * 1000 + '"]}',
         # A long field name.
         '{"' + "n" * 60_000 + '": 1}',
+        # A float read as an integer of 301 digits (the chat's conversation_id).
+        '{"title": "x", "message": "x", "conversation_id": 1e300}',
     ],
-    ids=["many unknown fields", "long input", "long field name"],
+    ids=["many unknown fields", "long input", "long field name", "long number"],
 )
 def test_error_bodies_repeat_a_bounded_part_of_the_input(
     route: Route, send_to: SendTo, body: str

@@ -37,6 +37,7 @@ HOSTILE_BODIES: dict[str, tuple[bytes, str]] = {
     "nul": (b'{"FIELD": "a\\u0000b"}', JSON),
     "bell": (b'{"FIELD": "bell\\u0007"}', JSON),
     "escape": (b'{"FIELD": "esc\\u001b[2J"}', JSON),
+    "c1 control": (b'{"FIELD": "next\\u0085line"}', JSON),
     "invalid utf-8": (b'{"FIELD": "\xff\xfe"}', JSON),
     "truncated utf-8": (b'{"FIELD": "\xc3\x28"}', JSON),
     "lone high surrogate": (b'{"FIELD": "\\ud800"}', JSON),
@@ -49,6 +50,9 @@ HOSTILE_BODIES: dict[str, tuple[bytes, str]] = {
         JSON,
     ),
     "huge number": (b'{"FIELD": "x", "conversation_id": 1e400}', JSON),
+    # Python's json reads these (RFC 8259 has no such numbers); a 422 must not write them back.
+    "nan": (b'{"FIELD": NaN}', JSON),
+    "infinities in a list": (b'{"FIELD": "x", "conversation_id": [-Infinity, 1e999]}', JSON),
     "negative id": (b'{"FIELD": "x", "conversation_id": -1}', JSON),
     "text/plain": (b'{"FIELD": "x"}', "text/plain"),
     "form": (b"FIELD=x", "application/x-www-form-urlencoded"),
@@ -70,9 +74,19 @@ HOSTILE_QUERIES = [
 ]  # fmt: skip
 
 
+def _strict_json(body: bytes) -> object:
+    """``body`` parsed as RFC 8259 JSON, which a browser's ``JSON.parse`` reads: no ``NaN``,
+    ``Infinity`` or ``-Infinity`` (Python's json accepts them)."""
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} is not JSON: {body[:300]!r}")
+
+    return json.loads(body, parse_constant=refuse)
+
+
 def _assert_clean_4xx(response: Response, what: str) -> None:
     assert 400 <= response.status < 500, (what, response.status, response.body[:300])
-    body = json.loads(response.body)
+    body = _strict_json(response.body)
     assert isinstance(body, dict)
     assert "detail" in body or "message" in body, (what, body)
 
@@ -131,7 +145,7 @@ def test_hostile_queries_are_never_5xx(route: Route, send_to: SendTo, direct_url
         response = send_to(route, query=query)
         # A route that has no such parameter ignores it (2xx); one that has it refuses it.
         assert response.status < 500, (route.route_key, query, response.body[:300])
-        json.loads(response.body)
+        _strict_json(response.body)
         parameter = query.split("=", 1)[0]
         # A repeated parameter is read once (the last value), like any web framework does.
         if parameter in _query_parameters(route) and "&" not in query:

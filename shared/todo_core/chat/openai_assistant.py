@@ -42,6 +42,7 @@ from todo_core.chat.types import AssistantReply, HistoryMessage
 from todo_core.errors import AssistantFailed, AssistantTimedOut, AssistantUnavailable
 from todo_core.observability import logger
 from todo_core.settings import Settings
+from todo_core.text import storable_json
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant that manages the user's todo list with the tools you are given."
@@ -149,6 +150,9 @@ class OpenAIAssistant:
                 if not text:
                     logger.error("model answered with neither text nor tool calls")
                     raise AssistantFailed()
+                if not storable_json(text):
+                    logger.error("model answer unreadable: NUL or lone surrogate in its text")
+                    raise AssistantFailed()
                 return AssistantReply(text, list(self.tools.calls))
             self._run_round(messages, calls)
             self.tools.round += 1
@@ -228,7 +232,12 @@ def _first_message(completion: Any) -> Any:
         logger.error("model answer has no message")
         raise AssistantFailed()
     for call in message.tool_calls or []:
-        if getattr(call, "function", None) is None or not getattr(call, "id", None):
+        function = getattr(call, "function", None)
+        if (
+            function is None
+            or not getattr(call, "id", None)
+            or not storable_json(str(function.name))
+        ):
             logger.error("model answer has a malformed tool call")
             raise AssistantFailed()
     return message

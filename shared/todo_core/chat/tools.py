@@ -45,6 +45,7 @@ from todo_core.tasks.models import (
     TaskStatus,
     TaskUpdate,
 )
+from todo_core.text import storable_json
 
 LIST_LIMIT = 50
 FIND_LIMIT = 500
@@ -341,6 +342,12 @@ class TaskTools:
             return self._record(
                 name, {}, tool_error("invalid_arguments", "The arguments are not valid JSON.")
             )
+        if not storable_json(parsed):
+            # Python's json reads them, jsonb (where calls are recorded) refuses them: recorded
+            # without the arguments, like unreadable JSON.
+            self._take_step()
+            message = "The arguments must not hold NUL, a lone surrogate, NaN or infinity."
+            return self._record(name, {}, tool_error("invalid_arguments", message))
         if not isinstance(parsed, dict):
             self._take_step()
             return self._record(
