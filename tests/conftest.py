@@ -104,8 +104,20 @@ def gateway(app_environment: dict[str, str]) -> Iterator[Gateway]:
 
 
 @pytest.fixture
-def api(gateway: Gateway, direct_url: str) -> Iterator[ApiClient]:
-    yield ApiClient(gateway)
+def api(gateway: Gateway) -> ApiClient:
+    return ApiClient(gateway)
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables_afterwards(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that gave the functions the session's database (directly, or through the
+    gateway, a local server process or another fixture) leaves its tables empty, so that the next
+    test, whichever it is, may count rows: ids restart at 1 too."""
+    if "app_environment" not in request.fixturenames:
+        yield
+        return
+    direct_url = request.getfixturevalue("direct_url")
+    yield
     with psycopg.connect(direct_url, autocommit=True) as connection:
         tables = [
             row[0]
