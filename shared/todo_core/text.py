@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 WHITESPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ANY_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
@@ -53,6 +54,18 @@ def _storable(value: str) -> str:
     if _CONTROL_EXCEPT_WHITESPACE.search(value):
         raise ValueError("must not contain control characters")
     return value
+
+
+def is_storable(value: str) -> bool:
+    """Whether PostgreSQL can store ``value`` in a text or jsonb column (no NUL, no lone
+    surrogate)."""
+    return _UNSTORABLE.search(value) is None
+
+
+def storable(value: str) -> str:
+    """``value`` with each NUL and lone surrogate replaced by U+FFFD: for text that no request
+    validated (a model's answer), which would otherwise fail its insert."""
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def _single_line(value: str) -> str:

@@ -125,6 +125,52 @@ def test_chat_openai_bad_tool_call_goes_back_to_the_model(
     assert [json.loads(m["content"])["error"] for m in tool_answers] == results
 
 
+def test_chat_openai_unstorable_text_in_the_answer_is_a_200_not_a_500(
+    model: FakeOpenAI,
+    send_chat: Callable[..., Response],
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+    direct_url: str,
+) -> None:
+    # PostgreSQL stores no NUL in text or jsonb, UTF-8 no lone surrogate; a model's JSON may
+    # hold both (as escapes), in its text, a tool's name or its arguments. Each used to fail the
+    # reply's insert: a 500, the key leased for 45 s, the turn unanswerable.
+    model.script(
+        tool_calls(
+            ("add_task", {"title": "milk\u0000"}),
+            ("add_task", '{"title": "milk\ud800"}'),  # a lone surrogate in the arguments' text
+            ("list_tasks", {"\ud800": "all"}),
+            ("complete_task", '{"task_id": NaN}'),
+            ("complete_task", '{"task_id": 1e400}'),
+            ("delete_\u0000task", {"task_id": 1}),
+            ("add_\udc00task", {"title": "eggs"}),
+        ),
+        reply("Done\u0000 \ud83d."),
+    )
+    response = send_chat(alice, "add milk", key=KEY)
+    assert response.status == 200, response.body
+    answer = response.json()
+    assert answer["response"] == "Done\ufffd \ufffd."
+    calls = [(c["name"], c["arguments"], c["result"]["error"]) for c in answer["tool_calls"]]
+    assert calls == [
+        *[(name, {}, "invalid_arguments") for name in ["add_task"] * 2 + ["list_tasks"]],
+        *[("complete_task", {}, "invalid_arguments")] * 2,
+        ("delete_\ufffdtask", {"task_id": 1}, "unknown_tool"),
+        ("add_\ufffdtask", {"title": "eggs"}, "unknown_tool"),
+    ]
+    assert _messages(direct_url)[1] == ("assistant", "Done\ufffd \ufffd.", 1)
+    with psycopg.connect(direct_url) as connection:
+        assert connection.execute("SELECT count(*) FROM task").fetchone() == (0,)
+    page = api.get(
+        f"/api/{alice}/conversations/{answer['conversation_id']}/messages", token=token_for(alice)
+    )
+    assert page.json()["items"][1]["tool_calls"] == answer["tool_calls"]
+    # The round was echoed to the provider as it asked, in what UTF-8 can carry.
+    [echoed] = [m for m in model.requests[-1].messages if m.get("tool_calls")]
+    assert echoed["tool_calls"][-1]["function"]["name"] == "add_\ufffdtask"
+
+
 # A provider's error message may quote the request (the user's message, the key): it is never
 # logged, only the error's type and status are.
 ECHO = f"cannot process {SECRET_MESSAGE!r} for key {FAKE_KEY}"

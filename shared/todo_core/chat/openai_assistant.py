@@ -42,6 +42,7 @@ from todo_core.chat.types import AssistantReply, HistoryMessage
 from todo_core.errors import AssistantFailed, AssistantTimedOut, AssistantUnavailable
 from todo_core.observability import logger
 from todo_core.settings import Settings
+from todo_core.text import storable
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant that manages the user's todo list with the tools you are given."
@@ -145,7 +146,8 @@ class OpenAIAssistant:
             answer = self._complete(messages, budget)
             calls = answer.tool_calls or []
             if not calls:
-                text = (answer.content or "").strip()
+                # A model's text may hold what PostgreSQL cannot store (NUL, a lone surrogate).
+                text = storable(answer.content or "").strip()
                 if not text:
                     logger.error("model answered with neither text nor tool calls")
                     raise AssistantFailed()
@@ -160,7 +162,9 @@ class OpenAIAssistant:
     def _run_round(self, messages: list[ModelMessage], calls: list[Any]) -> None:
         """Run one round of tool calls; append the model's request and each call's result."""
         asked = [(str(c.id), str(c.function.name), c.function.arguments or "{}") for c in calls]
-        messages.append(assistant_tool_round(asked))
+        # Echoed to the provider as UTF-8 JSON, which cannot carry a lone surrogate.
+        echoed = [(storable(i), storable(n), storable(a)) for i, n, a in asked]
+        messages.append(assistant_tool_round(echoed))
         for call_id, name, arguments in asked:
             messages.append(tool_message(call_id, self.tools.call(name, arguments)))
 
