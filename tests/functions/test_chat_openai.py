@@ -218,6 +218,28 @@ def test_chat_openai_failure_answers_as_documented_and_a_retry_completes(
     assert FAKE_KEY not in caplog.text
 
 
+def test_chat_openai_tool_rounds_stop_at_the_limit_and_a_retry_completes(
+    model: FakeOpenAI, send_chat: Callable[..., Response], alice: str, direct_url: str
+) -> None:
+    # CHAT_MAX_TOOL_ROUNDS=3: three calls may ask for tools, the fourth must answer in text.
+    # Its tools used to run too (a fourth task, recorded), and a retry then found four rounds
+    # spent and answered 502 without asking the model: the turn could never complete.
+    model.script(*[tool_calls(("add_task", {"title": f"task {n}"})) for n in range(5)])
+    failed = send_chat(alice, SECRET_MESSAGE, key=KEY)
+    assert failed.status == 502, failed.body
+    assert len(model.requests) == 4
+    with psycopg.connect(direct_url) as connection:
+        titles = [row[0] for row in connection.execute("SELECT title FROM task ORDER BY id")]
+    assert titles == ["task 0", "task 1", "task 2"]
+    model.reset()
+    model.script(reply("Added three."))
+    retried = send_chat(alice, SECRET_MESSAGE, key=KEY)
+    assert retried.status == 200, retried.body
+    assert len(model.requests) == 1  # the recorded rounds replayed, the model asked once more
+    assert [c["arguments"]["title"] for c in retried.json()["tool_calls"]] == titles
+    assert [role for role, _, _ in _messages(direct_url)] == ["user", "assistant"]
+
+
 @pytest.mark.parametrize("body_only", [False, True], ids=["whole_answer", "body"])
 def test_chat_openai_trickling_provider_is_504_at_the_budget(
     fake: FakeOpenAI,

@@ -142,7 +142,7 @@ class OpenAIAssistant:
         if replayed and self.tools.user_message_id is not None:
             messages.extend(replayed_rounds(self.tools.user_message_id, replayed))
         budget = _Budget(self.settings.chat_model_timeout_seconds)
-        while self.tools.round <= self.settings.chat_max_tool_rounds:
+        while True:
             answer = self._complete(messages, budget)
             calls = answer.tool_calls or []
             if not calls:
@@ -152,12 +152,16 @@ class OpenAIAssistant:
                     logger.error("model answered with neither text nor tool calls")
                     raise AssistantFailed()
                 return AssistantReply(text, list(self.tools.calls))
+            # The rounds are the turn's: a retry continues after the recorded ones, and once
+            # they are spent its model call must answer in text (its tools are not run).
+            if self.tools.round >= self.settings.chat_max_tool_rounds:
+                logger.error(
+                    "model asked for tools more than %d rounds",
+                    self.settings.chat_max_tool_rounds,
+                )
+                raise AssistantFailed("The assistant did not finish; your message was saved")
             self._run_round(messages, calls)
             self.tools.round += 1
-        logger.error(
-            "model asked for tools more than %d rounds", self.settings.chat_max_tool_rounds
-        )
-        raise AssistantFailed("The assistant did not finish; your message was saved")
 
     def _run_round(self, messages: list[ModelMessage], calls: list[Any]) -> None:
         """Run one round of tool calls; append the model's request and each call's result."""
