@@ -177,6 +177,8 @@ ECHO = f"cannot process {SECRET_MESSAGE!r} for key {FAKE_KEY}"
 FAILURES: list[tuple[str, list[ScriptedResponse], int, str | None]] = [
     ("rate_limited", [error(429, retry_after="7", message=ECHO)], 503, "7"),
     ("server_error", [error(500, message=ECHO)], 503, "2"),
+    ("request_timeout", [error(408, message=ECHO)], 503, "2"),  # transient: was a 502
+    ("conflict", [error(409, retry_after="3", message=ECHO)], 503, "3"),
     ("overloaded", [error(503, message=ECHO)], 503, "2"),
     ("bad_key", [error(401, message=ECHO)], 502, None),
     ("malformed", [malformed()], 502, None),

@@ -9,8 +9,8 @@ calls as a whole, not a timeout per read: the SDK's client sends through
 :mod:`todo_core.chat.model_deadline`, so every connect, write and read waits at most what is left
 of it, and a provider that trickles its answer a few bytes at a time is cut off at the deadline
 like one that never answers. The SDK's own retries are off (its default would wait up to 60 s on
-a Retry-After) and this module retries a rate limit, a 5xx or a refused connection itself, only
-while the wait still fits the budget.
+a Retry-After) and this module retries a rate limit, a 5xx (or 408/409) or a refused connection
+itself, only while the wait still fits the budget.
 
 Each failure becomes a typed error (see the README's table): a timeout 504, a provider that is
 rate limiting, failing or unreachable 503 with Retry-After, a rejected key, a malformed answer or
@@ -110,6 +110,12 @@ def _retry_after_seconds(error: openai.APIStatusError) -> int:
     return min(RETRY_AFTER_MAX_SECONDS, max(1, math.ceil(seconds)))
 
 
+def _transient(status: int) -> bool:
+    """A provider's status that a later attempt may not meet: a request timeout (408), a
+    conflict (409), a rate limit (429), a failure (5xx); the statuses the SDK itself retries."""
+    return status in (408, 409, 429) or status >= 500
+
+
 class _Budget:
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
@@ -192,12 +198,15 @@ class OpenAIAssistant:
             except openai.APITimeoutError:
                 logger.warning("model call timed out")
                 raise AssistantTimedOut() from None
-            except (
-                openai.APIConnectionError,
-                openai.RateLimitError,
-                openai.InternalServerError,
-            ) as error:
+            except (openai.APIConnectionError, openai.APIStatusError) as error:
                 status = getattr(error, "status_code", None)
+                if isinstance(error, openai.APIStatusError) and not _transient(error.status_code):
+                    # 401/403 (the key), 400/404/422 (the model name, the request): retrying
+                    # with the same configuration cannot help.
+                    logger.error(
+                        "model refused the call: %s status=%s", type(error).__name__, status
+                    )
+                    raise AssistantFailed() from None
                 wait = (
                     _retry_after_seconds(error)
                     if isinstance(error, openai.APIStatusError)
@@ -214,13 +223,6 @@ class OpenAIAssistant:
                     time.sleep(wait)
                     continue
                 raise AssistantUnavailable(retry_after_seconds=wait) from None
-            except openai.APIStatusError as error:
-                # 401/403 (the key), 400/404/422 (the model name, the request): retrying with the
-                # same configuration cannot help.
-                logger.error(
-                    "model refused the call: %s status=%s", type(error).__name__, error.status_code
-                )
-                raise AssistantFailed() from None
             except (openai.APIResponseValidationError, ValueError) as error:
                 logger.error("model answer unreadable: %s", type(error).__name__)
                 raise AssistantFailed() from None
