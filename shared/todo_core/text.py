@@ -13,7 +13,6 @@ JSON Schema's ``\\s`` means (ECMAScript's), not Python's, so the two never disag
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -23,6 +22,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 WHITESPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -50,29 +50,24 @@ def trim(value: Any) -> Any:
     return value.strip(WHITESPACE) if isinstance(value, str) else value
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def storable_json(value: Any) -> bool:
-    """Whether PostgreSQL can store ``value`` (JSON read by Python's ``json``) as text or
-    ``jsonb``: no NUL and no lone surrogate in any string or key, no NaN or infinity."""
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is None
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(storable_json(k) and storable_json(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(storable_json(item) for item in value)
-    return True
-
-
 def _storable(value: str) -> str:
     if _SURROGATES.search(value):
         raise ValueError("must be valid Unicode (no lone surrogates)")
     if _CONTROL_EXCEPT_WHITESPACE.search(value):
         raise ValueError("must not contain control characters")
     return value
+
+
+def is_storable(value: str) -> bool:
+    """Whether PostgreSQL can store ``value`` in a text or jsonb column (no NUL, no lone
+    surrogate)."""
+    return _UNSTORABLE.search(value) is None
+
+
+def storable(value: str) -> str:
+    """``value`` with each NUL and lone surrogate replaced by U+FFFD: for text that no request
+    validated (a model's answer), which would otherwise fail its insert."""
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def _single_line(value: str) -> str:

@@ -9,8 +9,8 @@ calls as a whole, not a timeout per read: the SDK's client sends through
 :mod:`todo_core.chat.model_deadline`, so every connect, write and read waits at most what is left
 of it, and a provider that trickles its answer a few bytes at a time is cut off at the deadline
 like one that never answers. The SDK's own retries are off (its default would wait up to 60 s on
-a Retry-After) and this module retries a rate limit, a 5xx or a refused connection itself, only
-while the wait still fits the budget.
+a Retry-After) and this module retries a rate limit, a 5xx (or 408/409) or a refused connection
+itself, only while the wait still fits the budget.
 
 Each failure becomes a typed error (see the README's table): a timeout 504, a provider that is
 rate limiting, failing or unreachable 503 with Retry-After, a rejected key, a malformed answer or
@@ -42,7 +42,7 @@ from todo_core.chat.types import AssistantReply, HistoryMessage
 from todo_core.errors import AssistantFailed, AssistantTimedOut, AssistantUnavailable
 from todo_core.observability import logger
 from todo_core.settings import Settings
-from todo_core.text import storable_json
+from todo_core.text import storable
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant that manages the user's todo list with the tools you are given."
@@ -110,6 +110,12 @@ def _retry_after_seconds(error: openai.APIStatusError) -> int:
     return min(RETRY_AFTER_MAX_SECONDS, max(1, math.ceil(seconds)))
 
 
+def _transient(status: int) -> bool:
+    """A provider's status that a later attempt may not meet: a request timeout (408), a
+    conflict (409), a rate limit (429), a failure (5xx); the statuses the SDK itself retries."""
+    return status in (408, 409, 429) or status >= 500
+
+
 class _Budget:
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
@@ -142,29 +148,33 @@ class OpenAIAssistant:
         if replayed and self.tools.user_message_id is not None:
             messages.extend(replayed_rounds(self.tools.user_message_id, replayed))
         budget = _Budget(self.settings.chat_model_timeout_seconds)
-        while self.tools.round <= self.settings.chat_max_tool_rounds:
+        while True:
             answer = self._complete(messages, budget)
             calls = answer.tool_calls or []
             if not calls:
-                text = (answer.content or "").strip()
+                # A model's text may hold what PostgreSQL cannot store (NUL, a lone surrogate).
+                text = storable(answer.content or "").strip()
                 if not text:
                     logger.error("model answered with neither text nor tool calls")
                     raise AssistantFailed()
-                if not storable_json(text):
-                    logger.error("model answer unreadable: NUL or lone surrogate in its text")
-                    raise AssistantFailed()
                 return AssistantReply(text, list(self.tools.calls))
+            # The rounds are the turn's: a retry continues after the recorded ones, and once
+            # they are spent its model call must answer in text (its tools are not run).
+            if self.tools.round >= self.settings.chat_max_tool_rounds:
+                logger.error(
+                    "model asked for tools more than %d rounds",
+                    self.settings.chat_max_tool_rounds,
+                )
+                raise AssistantFailed("The assistant did not finish; your message was saved")
             self._run_round(messages, calls)
             self.tools.round += 1
-        logger.error(
-            "model asked for tools more than %d rounds", self.settings.chat_max_tool_rounds
-        )
-        raise AssistantFailed("The assistant did not finish; your message was saved")
 
     def _run_round(self, messages: list[ModelMessage], calls: list[Any]) -> None:
         """Run one round of tool calls; append the model's request and each call's result."""
         asked = [(str(c.id), str(c.function.name), c.function.arguments or "{}") for c in calls]
-        messages.append(assistant_tool_round(asked))
+        # Echoed to the provider as UTF-8 JSON, which cannot carry a lone surrogate.
+        echoed = [(storable(i), storable(n), storable(a)) for i, n, a in asked]
+        messages.append(assistant_tool_round(echoed))
         for call_id, name, arguments in asked:
             messages.append(tool_message(call_id, self.tools.call(name, arguments)))
 
@@ -188,12 +198,15 @@ class OpenAIAssistant:
             except openai.APITimeoutError:
                 logger.warning("model call timed out")
                 raise AssistantTimedOut() from None
-            except (
-                openai.APIConnectionError,
-                openai.RateLimitError,
-                openai.InternalServerError,
-            ) as error:
+            except (openai.APIConnectionError, openai.APIStatusError) as error:
                 status = getattr(error, "status_code", None)
+                if isinstance(error, openai.APIStatusError) and not _transient(error.status_code):
+                    # 401/403 (the key), 400/404/422 (the model name, the request): retrying
+                    # with the same configuration cannot help.
+                    logger.error(
+                        "model refused the call: %s status=%s", type(error).__name__, status
+                    )
+                    raise AssistantFailed() from None
                 wait = (
                     _retry_after_seconds(error)
                     if isinstance(error, openai.APIStatusError)
@@ -210,13 +223,6 @@ class OpenAIAssistant:
                     time.sleep(wait)
                     continue
                 raise AssistantUnavailable(retry_after_seconds=wait) from None
-            except openai.APIStatusError as error:
-                # 401/403 (the key), 400/404/422 (the model name, the request): retrying with the
-                # same configuration cannot help.
-                logger.error(
-                    "model refused the call: %s status=%s", type(error).__name__, error.status_code
-                )
-                raise AssistantFailed() from None
             except (openai.APIResponseValidationError, ValueError) as error:
                 logger.error("model answer unreadable: %s", type(error).__name__)
                 raise AssistantFailed() from None
@@ -232,12 +238,7 @@ def _first_message(completion: Any) -> Any:
         logger.error("model answer has no message")
         raise AssistantFailed()
     for call in message.tool_calls or []:
-        function = getattr(call, "function", None)
-        if (
-            function is None
-            or not getattr(call, "id", None)
-            or not storable_json(str(function.name))
-        ):
+        if getattr(call, "function", None) is None or not getattr(call, "id", None):
             logger.error("model answer has a malformed tool call")
             raise AssistantFailed()
     return message

@@ -15,6 +15,7 @@ answer (never an HTTP error).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -45,7 +46,7 @@ from todo_core.tasks.models import (
     TaskStatus,
     TaskUpdate,
 )
-from todo_core.text import storable_json
+from todo_core.text import is_storable, storable
 
 LIST_LIMIT = 50
 FIND_LIMIT = 500
@@ -335,19 +336,14 @@ class TaskTools:
         """Run the tool a model asked for, its arguments given as the JSON text the model wrote.
         An unknown tool, unreadable JSON or invalid arguments are recorded as a tool error for
         the model to read and correct; nothing runs."""
+        name = storable(name)  # an unknown name is recorded as it came
         try:
-            parsed = json.loads(raw_arguments) if raw_arguments and raw_arguments.strip() else {}
+            parsed = _parse_arguments(raw_arguments)
         except ValueError:
             self._take_step()
             return self._record(
                 name, {}, tool_error("invalid_arguments", "The arguments are not valid JSON.")
             )
-        if not storable_json(parsed):
-            # Python's json reads them, jsonb (where calls are recorded) refuses them: recorded
-            # without the arguments, like unreadable JSON.
-            self._take_step()
-            message = "The arguments must not hold NUL, a lone surrogate, NaN or infinity."
-            return self._record(name, {}, tool_error("invalid_arguments", message))
         if not isinstance(parsed, dict):
             self._take_step()
             return self._record(
@@ -388,6 +384,41 @@ class TaskTools:
             f"Several tasks match “{title}”.",
             candidates=[task_json(t) for t in partial[:10]],
         )
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_storable(value: Any) -> None:
+    if isinstance(value, str):
+        if not is_storable(value):
+            raise ValueError("NUL or a lone surrogate")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key)
+            _check_storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item)
+
+
+def _parse_arguments(raw: str | None) -> Any:
+    """A model's arguments as strict JSON that PostgreSQL can store (they are recorded with the
+    call even when refused): NaN, Infinity, a number out of float's range, NUL or a lone
+    surrogate anywhere make them invalid (ValueError)."""
+    if not raw or not raw.strip():
+        return {}
+    parsed = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    _check_storable(parsed)
+    return parsed
 
 
 def _no_task(task_id: int) -> ToolResult:
