@@ -22,8 +22,9 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator
 from sqlalchemy import DateTime, Engine, create_engine, event, exc
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
@@ -57,6 +58,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime given to a UTCDateTime column")
         return value.astimezone(UTC) if value is not None else None
+
+
+def _in_utc(value: datetime) -> datetime:
+    # Checked here rather than with AwareDatetime, which cost as much again as this function.
+    if value.tzinfo is None:
+        raise ValueError("a timestamp must carry its time zone")
+    return value.astimezone(UTC)
+
+
+UTCTimestamp = Annotated[datetime, AfterValidator(_in_utc)]
+"""A timestamp as the API returns it: in UTC, so its JSON ends in ``Z``. psycopg gives a
+timestamptz in the session's ``TimeZone``, and ``to_jsonb`` / ``json_build_object`` write it with
+that zone's offset, so every public model's timestamps convert on validation."""
 
 
 def _socket_has_pending_input(fileno: int) -> bool:

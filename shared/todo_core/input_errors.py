@@ -8,12 +8,15 @@
 - A 422 repeats what it refuses only in part: each problem's ``input`` (and any string in its
   ``loc`` or ``ctx``) is cut to :data:`MAX_ECHOED_CHARS`, and at most :data:`MAX_PROBLEMS`
   problems are listed, so a 60 KB body of unknown fields cannot make a 500 KB answer.
+- A 422 repeats a lone surrogate (which JSON's ``"\\ud800"`` escape can carry into a string) as
+  U+FFFD: it is not Unicode, and strict JSON parsers refuse its escape.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import re
 from email.message import Message as MimeHeader
 from typing import Any, cast
 
@@ -32,6 +35,10 @@ MAX_ECHOED_CHARS = 100
 """Longest piece of the request a 422 repeats (an input, a field name); longer ones are cut."""
 
 UTF8_NAMES = frozenset({"utf-8", "utf8"})
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""Any surrogate left in a str is a lone one: ``json.loads`` joins an escaped pair into one
+character."""
 
 
 class BodyNotUtf8(ValueError):
@@ -143,6 +150,17 @@ def _text_of(value: bytes) -> str:
     return value.decode("utf-8", errors="replace")
 
 
+def _well_formed(value: Any) -> Any:
+    """``value`` (JSON-compatible) with each lone surrogate replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_well_formed(item) for item in value]
+    if isinstance(value, dict):
+        return {_well_formed(key): _well_formed(item) for key, item in value.items()}
+    return value
+
+
 def bounded_problems(problems: list[Any]) -> list[dict[str, Any]]:
     """FastAPI's list of problems, at most MAX_PROBLEMS long, each repeating little input."""
     bounded: list[dict[str, Any]] = []
@@ -158,10 +176,11 @@ def bounded_problems(problems: list[Any]) -> list[dict[str, Any]]:
 
 
 def problem_response(problems: list[Any]) -> Response:
-    # ASCII-escaped: an echoed input may hold a lone surrogate, which cannot be encoded as UTF-8
-    # and would turn a 422 into a 500.
+    # Lone surrogates replaced in everything the answer repeats (input, loc, ctx, a message):
+    # UTF-8 cannot encode one, and strict parsers refuse its \u escape. (Still ASCII-escaped,
+    # as 422s always were.)
     body = json.dumps(
-        {"detail": jsonable_encoder(bounded_problems(problems))},
+        {"detail": _well_formed(jsonable_encoder(bounded_problems(problems)))},
         ensure_ascii=True,
         separators=(",", ":"),
     )

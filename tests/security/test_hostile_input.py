@@ -104,6 +104,37 @@ def test_hostile_bodies_are_4xx_json_and_change_nothing(
     assert stored_rows(direct_url) == before
 
 
+# Lone surrogates where a 422 repeats the request: a value, a field's name (refused as a whole
+# body that is not Unicode, with the name as its input), values in a list, a value cut to its
+# first 100 characters.
+LONE_SURROGATE_BODIES = {
+    "value": b'{"FIELD": "a\\ud800b"}',
+    "low half": b'{"FIELD": "\\udfff"}',
+    "field name": b'{"FIELD": "x", "\\udbff": 1}',
+    "in a list": b'{"FIELD": ["\\ud800", "\\udc00"]}',
+    "long value": b'{"FIELD": "' + b"\\ud800" * 150 + b'"}',
+}
+# What strict parsers (Rust's serde_json; Go's encoding/json replaces it) refuse in JSON.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.route_key)
+def test_hostile_lone_surrogate_is_echoed_as_a_replacement_character(
+    route: Route, send_to: SendTo, direct_url: str
+) -> None:
+    before = stored_rows(direct_url)
+    field = b"message" if route.path.endswith("/chat") else b"title"
+    for name, template in LONE_SURROGATE_BODIES.items():
+        response = send_to(
+            route, body=template.replace(b"FIELD", field), headers={"content-type": JSON}
+        )
+        assert response.status == 422, (route.route_key, name, response.body[:300])
+        assert not _SURROGATE_ESCAPE.search(response.body), (route.route_key, name, response.body)
+        body = json.loads(response.body.decode("utf-8", errors="strict"))
+        assert "\ufffd" in json.dumps(body["detail"], ensure_ascii=False), (name, body)
+    assert stored_rows(direct_url) == before
+
+
 @pytest.mark.parametrize("route", ID_ROUTES, ids=lambda r: r.route_key)
 def test_hostile_ids_are_4xx_json_and_change_nothing(
     route: Route, send_to: SendTo, direct_url: str

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from todo_core.chat.types import Role
-from todo_core.db import UTCDateTime, utc_now
+from todo_core.db import UTCDateTime, UTCTimestamp, utc_now
 from todo_core.ids import MAX_ID, USER_ID_MAX
 from todo_core.text import NON_BLANK_TEXT_PATTERN, StorableText, Trimmed
 
@@ -140,8 +140,8 @@ class ChatResponse(SQLModel):
 class ConversationPublic(SQLModel):
     id: int
     title: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCTimestamp
+    updated_at: UTCTimestamp
 
 
 class ConversationPage(SQLModel):
@@ -155,7 +155,7 @@ class MessagePublic(SQLModel):
     content: str
     tool_calls: list[ToolCall] | None
     reply_to_id: int | None
-    created_at: datetime
+    created_at: UTCTimestamp
 
 
 class MessagePage(SQLModel):

@@ -16,7 +16,7 @@ are not recorded: a retry runs them again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer, bindparam, text
@@ -57,17 +57,8 @@ class RecordedStep:
 
 def task_result_from(status: str, row: dict[str, Any]) -> dict[str, Any]:
     """A write tool's result from the task's row (a database row, or its stored JSON)."""
-    public = TaskPublic.model_validate(
-        {
-            **row,
-            # to_jsonb writes timestamps in the server's time zone: answer in UTC, as the API does.
-            **{
-                name: datetime.fromisoformat(row[name]).astimezone(UTC)
-                for name in ("created_at", "updated_at")
-                if isinstance(row.get(name), str)
-            },
-        }
-    ).model_dump(mode="json")
+    # TaskPublic answers in UTC, whatever zone the row's timestamps come in (see UTCTimestamp).
+    public = TaskPublic.model_validate(row).model_dump(mode="json")
     return {"task_id": public["id"], "status": status, "title": public["title"], "task": public}
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints, field
 from sqlalchemy import BigInteger, Column, Identity, Index
 from sqlmodel import Field, SQLModel
 
-from todo_core.db import UTCDateTime, utc_now
+from todo_core.db import UTCDateTime, UTCTimestamp, utc_now
 from todo_core.ids import USER_ID_MAX
 from todo_core.text import SingleLine, SingleLineSchema, StorableText, TextSchema, Trimmed
 
@@ -100,5 +100,5 @@ class TaskPublic(BaseModel):
     title: str
     description: str | None
     completed: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCTimestamp
+    updated_at: UTCTimestamp
