@@ -51,6 +51,7 @@ class Settings:
     chat_model_timeout_seconds: float = 20.0
     chat_model_max_retries: int = 1
     chat_max_tool_rounds: int = 5
+    chat_max_tool_calls_per_round: int = 16
     chat_history_chars: int = 24_000
     chat_system_prompt: str | None = None
     # The cost guard: at most this many turns per user per window (0: no limit).
@@ -151,6 +152,7 @@ class _ModelSettings(TypedDict):
     chat_model_timeout_seconds: float
     chat_model_max_retries: int
     chat_max_tool_rounds: int
+    chat_max_tool_calls_per_round: int
     chat_history_chars: int
     chat_system_prompt: str | None
 
@@ -181,6 +183,7 @@ def _model_settings(environ: Mapping[str, str], assistant: str) -> _ModelSetting
         "chat_model_timeout_seconds": timeout,
         "chat_model_max_retries": _int(environ, "CHAT_MODEL_MAX_RETRIES", 1, minimum=0),
         "chat_max_tool_rounds": _int(environ, "CHAT_MAX_TOOL_ROUNDS", 5),
+        "chat_max_tool_calls_per_round": _int(environ, "CHAT_MAX_TOOL_CALLS_PER_ROUND", 16),
         "chat_history_chars": _int(environ, "CHAT_HISTORY_CHARS", 24_000, minimum=1000),
         "chat_system_prompt": environ.get("CHAT_SYSTEM_PROMPT", "").strip() or None,
     }

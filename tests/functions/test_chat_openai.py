@@ -271,6 +271,38 @@ def test_chat_openai_tool_rounds_stop_at_the_limit_and_a_retry_completes(
     assert [role for role, _, _ in _messages(direct_url)] == ["user", "assistant"]
 
 
+def test_chat_openai_calls_past_the_round_limit_are_not_run_and_the_model_is_told(
+    fake: FakeOpenAI,
+    app_environment: dict[str, str],
+    send_chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+) -> None:
+    # One answer may ask for any number of calls (3,000 add_task calls used to run, and their
+    # record made the response megabytes long): the first CHAT_MAX_TOOL_CALLS_PER_ROUND run.
+    fake.reset()
+    fake.script(
+        tool_calls(*[("add_task", {"title": f"task {n}"}) for n in range(5)]),
+        reply("Added three; the other two were refused."),
+    )
+    with functions_environment(
+        _model_environment(fake.base_url, CHAT_MAX_TOOL_CALLS_PER_ROUND="3")
+    ):
+        response = send_chat(alice, "add five tasks")
+    assert response.status == 200, response.body
+    assert [c["arguments"]["title"] for c in response.json()["tool_calls"]] == [
+        "task 0",
+        "task 1",
+        "task 2",
+    ]
+    with psycopg.connect(direct_url) as connection:
+        assert connection.execute("SELECT count(*) FROM task").fetchone() == (3,)
+    # Every call of the round has its answer; the two past the limit, an error.
+    answers = [json.loads(m["content"]) for m in fake.requests[-1].messages if m["role"] == "tool"]
+    assert [a.get("error") for a in answers] == [None, None, None, *["too_many_calls"] * 2]
+    fake.reset()
+
+
 @pytest.mark.parametrize("body_only", [False, True], ids=["whole_answer", "body"])
 def test_chat_openai_trickling_provider_is_504_at_the_budget(
     fake: FakeOpenAI,

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, object] = {
     "CHAT_MODEL_TIMEOUT_SECONDS": SETTINGS.chat_model_timeout_seconds,
     "CHAT_MODEL_MAX_RETRIES": SETTINGS.chat_model_max_retries,
     "CHAT_MAX_TOOL_ROUNDS": SETTINGS.chat_max_tool_rounds,
+    "CHAT_MAX_TOOL_CALLS_PER_ROUND": SETTINGS.chat_max_tool_calls_per_round,
     "CHAT_HISTORY_CHARS": SETTINGS.chat_history_chars,
     "CHAT_TURNS_PER_WINDOW": SETTINGS.chat_turns_per_window,
     "CHAT_RATE_WINDOW_SECONDS": SETTINGS.chat_rate_window_seconds,

@@ -37,7 +37,7 @@ from todo_core.chat.model_messages import (
     replayed_rounds,
     tool_message,
 )
-from todo_core.chat.tools import TOOL_SCHEMAS, TaskTools
+from todo_core.chat.tools import TOOL_SCHEMAS, TaskTools, tool_error
 from todo_core.chat.types import AssistantReply, HistoryMessage
 from todo_core.errors import AssistantFailed, AssistantTimedOut, AssistantUnavailable
 from todo_core.observability import logger
@@ -170,13 +170,29 @@ class OpenAIAssistant:
             self.tools.round += 1
 
     def _run_round(self, messages: list[ModelMessage], calls: list[Any]) -> None:
-        """Run one round of tool calls; append the model's request and each call's result."""
+        """Run one round of tool calls; append the model's request and each call's result.
+
+        At most ``CHAT_MAX_TOOL_CALLS_PER_ROUND`` calls run; each one past it gets a
+        ``too_many_calls`` error for an answer (a provider wants every call answered) and is not
+        recorded: it did nothing, and recording it would let the model's output size the
+        response."""
         asked = [(str(c.id), str(c.function.name), c.function.arguments or "{}") for c in calls]
         # Echoed to the provider as UTF-8 JSON, which cannot carry a lone surrogate.
         echoed = [(storable(i), storable(n), storable(a)) for i, n, a in asked]
         messages.append(assistant_tool_round(echoed))
-        for call_id, name, arguments in asked:
-            messages.append(tool_message(call_id, self.tools.call(name, arguments)))
+        limit = self.settings.chat_max_tool_calls_per_round
+        if len(asked) > limit:
+            logger.warning("model asked for %d tool calls in one round; %d run", len(asked), limit)
+        for index, (call_id, name, arguments) in enumerate(asked):
+            if index >= limit:
+                result = tool_error(
+                    "too_many_calls",
+                    f"At most {limit} tool calls per answer: this one was not run. Ask for it"
+                    " again in your next answer if it is still needed.",
+                )
+            else:
+                result = self.tools.call(name, arguments)
+            messages.append(tool_message(call_id, result))
 
     def _complete(self, messages: list[ModelMessage], budget: _Budget) -> Any:
         """One model call (retried within the budget when the provider says so): the choice's
