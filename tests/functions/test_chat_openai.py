@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -300,6 +301,52 @@ def test_chat_openai_calls_past_the_round_limit_are_not_run_and_the_model_is_tol
     # Every call of the round has its answer; the two past the limit, an error.
     answers = [json.loads(m["content"]) for m in fake.requests[-1].messages if m["role"] == "tool"]
     assert [a.get("error") for a in answers] == [None, None, None, *["too_many_calls"] * 2]
+    fake.reset()
+
+
+def test_chat_openai_tool_calls_stop_at_the_budget_and_a_retry_runs_none_again(
+    fake: FakeOpenAI,
+    app_environment: dict[str, str],
+    send_chat: Callable[..., Response],
+    make_task: Callable[..., dict[str, object]],
+    alice: str,
+    direct_url: str,
+) -> None:
+    # The budget used to be checked before each model call only: a round's calls all ran past
+    # it (3,000 of them for 3.1 s on a 2 s budget), then the turn answered 504 anyway. Here the
+    # first call waits on a row lock until after the deadline; the second must not run.
+    task_id = make_task(alice, "locked")["id"]
+    fake.reset()
+    fake.script(
+        tool_calls(("complete_task", {"task_id": task_id}), ("add_task", {"title": "too late"})),
+        reply("Unreachable."),
+    )
+    with psycopg.connect(direct_url) as locker:
+        locker.execute("SELECT FROM task WHERE id = %s FOR UPDATE", (task_id,))
+        release = threading.Timer(1.5, locker.commit)
+        release.start()
+        try:
+            with functions_environment(
+                _model_environment(fake.base_url, CHAT_MODEL_TIMEOUT_SECONDS="1")
+            ):
+                failed = send_chat(alice, SECRET_MESSAGE, key=KEY)
+        finally:
+            release.join()
+    assert (failed.status, failed.headers.get("retry-after")) == (504, "1"), failed.body
+    assert len(fake.requests) == 1
+    with psycopg.connect(direct_url) as connection:
+        tasks = connection.execute("SELECT title, completed FROM task ORDER BY id").fetchall()
+    assert tasks == [("locked", True)]  # the call that ran stands (and is recorded)
+    fake.reset()
+    fake.script(reply("Completed it."))
+    with functions_environment(_model_environment(fake.base_url)):
+        retried = send_chat(alice, SECRET_MESSAGE, key=KEY)
+    assert retried.status == 200, retried.body
+    assert [c["name"] for c in retried.json()["tool_calls"]] == ["complete_task"]
+    [replayed] = [m for m in fake.requests[0].messages if m.get("tool_calls")]
+    assert [c["function"]["name"] for c in replayed["tool_calls"]] == ["complete_task"]
+    with psycopg.connect(direct_url) as connection:
+        assert connection.execute("SELECT count(*) FROM task").fetchone() == (1,)
     fake.reset()
 
 

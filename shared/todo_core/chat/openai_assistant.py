@@ -166,16 +166,18 @@ class OpenAIAssistant:
                     self.settings.chat_max_tool_rounds,
                 )
                 raise AssistantFailed("The assistant did not finish; your message was saved")
-            self._run_round(messages, calls)
+            self._run_round(messages, calls, budget)
             self.tools.round += 1
 
-    def _run_round(self, messages: list[ModelMessage], calls: list[Any]) -> None:
+    def _run_round(self, messages: list[ModelMessage], calls: list[Any], budget: _Budget) -> None:
         """Run one round of tool calls; append the model's request and each call's result.
 
         At most ``CHAT_MAX_TOOL_CALLS_PER_ROUND`` calls run; each one past it gets a
         ``too_many_calls`` error for an answer (a provider wants every call answered) and is not
         recorded: it did nothing, and recording it would let the model's output size the
-        response."""
+        response. The budget is checked before each call, not only before each model call: a
+        round of many calls stops at the deadline (504), the calls that ran recorded, so that
+        a retry replays them and runs none of them again."""
         asked = [(str(c.id), str(c.function.name), c.function.arguments or "{}") for c in calls]
         # Echoed to the provider as UTF-8 JSON, which cannot carry a lone surrogate.
         echoed = [(storable(i), storable(n), storable(a)) for i, n, a in asked]
@@ -191,6 +193,9 @@ class OpenAIAssistant:
                     " again in your next answer if it is still needed.",
                 )
             else:
+                if budget.remaining() <= 0:
+                    logger.warning("model budget spent during its tool calls")
+                    raise AssistantTimedOut()
                 result = self.tools.call(name, arguments)
             messages.append(tool_message(call_id, result))
 
