@@ -41,6 +41,7 @@ class Settings:
     in one process and sets more."""
     db_idle_ping_seconds: float = 60.0
     chat_max_message_chars: int = 4000
+    chat_max_reply_chars: int = 16_000
     chat_history_window: int = 20
     chat_assistant: str = "builtin"
     idempotency_key_ttl_seconds: int = 24 * 60 * 60
@@ -226,6 +227,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         db_pool_size=_int(environ, "DB_POOL_SIZE", 1),
         db_idle_ping_seconds=_float(environ, "DB_IDLE_PING_SECONDS", 60.0),
         chat_max_message_chars=_int(environ, "CHAT_MAX_MESSAGE_CHARS", 4000),
+        chat_max_reply_chars=_int(environ, "CHAT_MAX_REPLY_CHARS", 16_000, minimum=100),
         chat_history_window=_int(environ, "CHAT_HISTORY_WINDOW", 20),
         chat_assistant=assistant,
         **_model_settings(environ, assistant),

@@ -250,6 +250,34 @@ def test_chat_openai_failure_answers_as_documented_and_a_retry_completes(
     assert FAKE_KEY not in caplog.text
 
 
+def test_chat_openai_long_reply_is_cut_to_the_limit_with_a_marker(
+    model: FakeOpenAI,
+    send_chat: Callable[..., Response],
+    api: ApiClient,
+    alice: str,
+    token_for: Callable[..., str],
+    direct_url: str,
+) -> None:
+    # A 7 MB text used to be stored and returned whole: past Lambda's 6 MB response, and every
+    # keyed retry replayed it, and the conversation's pages could not be read any more.
+    limit = get_settings().chat_max_reply_chars
+    model.script(reply("word " * 200_000))  # 1,000,000 characters
+    response = send_chat(alice, "talk a lot", key=KEY)
+    assert response.status == 200, response.body
+    text = response.json()["response"]
+    assert len(text) == limit
+    assert text.endswith(" […]")
+    assert ("word " * 200_000).startswith(text.removesuffix(" […]"))
+    assert len(response.body) < 2 * limit
+    assert _messages(direct_url)[1] == ("assistant", text, 1)
+    assert send_chat(alice, "talk a lot", key=KEY).body == response.body  # replayed, same
+    page = api.get(
+        f"/api/{alice}/conversations/{response.json()['conversation_id']}/messages",
+        token=token_for(alice),
+    )
+    assert page.json()["items"][1]["content"] == text
+
+
 def test_chat_openai_tool_rounds_stop_at_the_limit_and_a_retry_completes(
     model: FakeOpenAI, send_chat: Callable[..., Response], alice: str, direct_url: str
 ) -> None:

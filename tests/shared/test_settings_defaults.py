@@ -25,6 +25,7 @@ DEFAULTS: dict[str, object] = {
     "DB_IDLE_PING_SECONDS": SETTINGS.db_idle_ping_seconds,
     "DB_POOL_SIZE": SETTINGS.db_pool_size,
     "CHAT_MAX_MESSAGE_CHARS": SETTINGS.chat_max_message_chars,
+    "CHAT_MAX_REPLY_CHARS": SETTINGS.chat_max_reply_chars,
     "CHAT_HISTORY_WINDOW": SETTINGS.chat_history_window,
     "CHAT_ASSISTANT": SETTINGS.chat_assistant,
     "CHAT_MODEL_TIMEOUT_SECONDS": SETTINGS.chat_model_timeout_seconds,
@@ -76,6 +77,7 @@ def test_readme_states_the_default_the_code_has(variable: str) -> None:
     [
         ("CHAT_MODEL_TIMEOUT_SECONDS", f"at most {CHAT_MODEL_TIMEOUT_MAX_SECONDS:g}", "25", "25.5"),
         ("IDEMPOTENCY_KEY_TTL_SECONDS", "at least 60", "60", "59"),
+        ("CHAT_MAX_REPLY_CHARS", "at least 100", "100", "99"),
     ],
 )
 def test_readme_states_the_bounds_the_code_enforces(

@@ -56,6 +56,19 @@ IN_PROGRESS_WAIT_SECONDS = 5.0
 IN_PROGRESS_POLL_SECONDS = 0.1
 
 
+REPLY_CUT_MARKER = " […]"
+"""Ends a reply cut to ``CHAT_MAX_REPLY_CHARS``: the reader sees that text is missing."""
+
+
+def bounded_reply(text: str, max_chars: int) -> str:
+    """``text``, or its first characters and :data:`REPLY_CUT_MARKER` if it is longer than
+    ``max_chars``: a model's reply is stored, returned and replayed, and its length is the
+    model's to choose (a 7 MB one was stored and sent whole, past Lambda's 6 MB response)."""
+    if len(text) <= max_chars:
+        return text
+    return text[: max_chars - len(REPLY_CUT_MARKER)].rstrip() + REPLY_CUT_MARKER
+
+
 def title_from_message(message: str) -> str:
     """A conversation title: the first message on one line, cut at a word near 60 characters."""
     line = " ".join(message.split())
@@ -158,10 +171,11 @@ def _answer(
         logger.error("assistant failed: %s", type(error).__name__)
         count(ASSISTANT_ERRORS)
         raise AssistantFailed() from error
+    text = bounded_reply(reply.text, settings.chat_max_reply_chars)
     response = ChatResponse.model_validate(
         {
             "conversation_id": turn.conversation_id,
-            "response": reply.text,
+            "response": text,
             "tool_calls": reply.tool_calls,
         }
     )
@@ -172,7 +186,7 @@ def _answer(
                 user_id=user_id,
                 conversation_id=turn.conversation_id,
                 reply_to_id=turn.user_message_id,
-                content=reply.text,
+                content=text,
                 tool_calls=reply.tool_calls,
                 claim=claim,
                 response=response.model_dump(mode="json") if claim is not None else None,
