@@ -113,3 +113,46 @@ def test_list_messages_default_page_is_50_and_the_largest_limit_200_is_accepted(
     assert default.json()["items"][-1]["content"] == "filler 199"  # the newest page
     assert default.json()["next_cursor"] is not None
     assert largest.json()["next_cursor"] is not None  # 201 of them
+
+
+def test_list_messages_page_stops_at_its_byte_budget_and_pages_on(
+    api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str], direct_url: str
+) -> None:
+    # 200 large replies (listings of 50 long tasks, a model's long text) once made a page past
+    # Lambda's 6 MB response: that conversation's messages could not be read at any limit.
+    conversation_id = send_chat(alice, "turn 0").json()["conversation_id"]
+    for n in range(1, 4):
+        send_chat(alice, f"turn {n}", conversation_id)
+    with psycopg.connect(direct_url) as connection:
+        # Replies of 0.4 MB each (a 2-byte character: the budget counts bytes, not characters),
+        # and one of 1.5 MB, larger than a page on its own.
+        connection.execute(
+            "UPDATE message SET content = repeat('é', 200000) WHERE role = 'assistant'"
+        )
+        connection.execute(
+            "UPDATE message SET content = repeat('x', 1500000)"
+            " WHERE role = 'assistant' AND content LIKE 'é%'"
+            " AND reply_to_id = (SELECT min(id) FROM message WHERE role = 'user')"
+        )
+    url = f"/api/{alice}/conversations/{conversation_id}/messages"
+    pages, cursor = [], None
+    while True:
+        params: dict[str, object] = {"limit": 200}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = api.get(url, token=token_for(alice), params=params)
+        assert response.status == 200, response.body
+        pages.append(response.json())
+        cursor = pages[-1]["next_cursor"]
+        assert len(response.body) <= 1_000_000 or len(pages[-1]["items"]) == 1
+        if cursor is None:
+            break
+    # Newest first: two 0.4 MB replies and their questions; the third reply and its question;
+    # the 1.5 MB reply alone; the first question.
+    assert [len(page["items"]) for page in pages] == [4, 2, 1, 1]
+    everything = [m for page in reversed(pages) for m in page["items"]]
+    assert [m["content"] for m in everything if m["role"] == "user"] == [
+        f"turn {n}" for n in range(4)
+    ]
+    assert len(everything) == 8
+    assert len({m["id"] for m in everything}) == 8

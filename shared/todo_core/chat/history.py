@@ -87,6 +87,14 @@ _DELETE = delete(Conversation).where(_THE_CONVERSATION).returning(col(Conversati
 
 _CONVERSATIONS = TypeAdapter(list[ConversationPublic])
 _MESSAGES = TypeAdapter(list[MessagePublic])
+_MESSAGE = TypeAdapter(MessagePublic)
+
+MESSAGES_PAGE_MAX_BYTES = 1_000_000
+"""A messages page stops before its messages' JSON passes this many bytes (its ``next_cursor``
+then leads on from the last one it holds); a message larger on its own comes alone. Lambda's
+response payload is at most 6 MB, and the runtime's JSON envelope may double a body (each ``"``
+and ``\\`` escaped again): 200 stored replies of listings used to pass it, and that
+conversation's page failed at any ``limit`` from then on."""
 
 
 def list_conversations(
@@ -135,12 +143,27 @@ def list_messages(
         ).one_or_none()
         if owned is None:
             raise NotFound(CONVERSATION_NOT_FOUND)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].turn, page[-1].id) if len(rows) > limit else None
+    page = rows[:limit]  # newest first
     items = _MESSAGES.validate_python(
-        [dict(zip(_MESSAGE_FIELDS, row[1:], strict=True)) for row in reversed(page)]
+        [dict(zip(_MESSAGE_FIELDS, row[1:], strict=True)) for row in page]
     )
+    kept = _within_page_budget(items)
+    more = len(rows) > limit or kept < len(items)
+    next_cursor = encode_cursor(page[kept - 1].turn, page[kept - 1].id) if more else None
+    del items[kept:]
+    items.reverse()
     return MessagePage(items=items, next_cursor=next_cursor)
+
+
+def _within_page_budget(items: Sequence[MessagePublic]) -> int:
+    """How many of ``items`` (newest first) fit in :data:`MESSAGES_PAGE_MAX_BYTES`; at least
+    one, so that paging always moves on."""
+    used = 0
+    for count, item in enumerate(items):
+        used += len(_MESSAGE.dump_json(item))
+        if used > MESSAGES_PAGE_MAX_BYTES and count > 0:
+            return count
+    return len(items)
 
 
 def delete_conversation(session: Session, *, user_id: str, conversation_id: int) -> None:
