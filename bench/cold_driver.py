@@ -71,6 +71,40 @@ def _compile_from_source_outside_stdlib() -> None:
     loader.get_code = get_code
 
 
+class _ConnectTimer:
+    """CPU spent opening the database connection during the first event: in psycopg's
+    ``connect`` (the driver alone) and in SQLAlchemy's pool creating its connection (the driver
+    plus the engine's first-connect work: the dialect's initialisation and the connect events).
+    A floor without SQLAlchemy has only the first. Installed after init, so it costs the init
+    nothing; its own overhead is two calls of ``getrusage`` per connection."""
+
+    def __init__(self) -> None:
+        self.driver_ms = 0.0
+        self.pool_ms = 0.0
+        psycopg = sys.modules.get("psycopg")
+        if psycopg is not None:
+            psycopg.connect = self._timed(psycopg.connect, "driver_ms")
+        pool = sys.modules.get("sqlalchemy.pool.base")
+        if pool is not None:
+            pool.Pool._create_connection = self._timed(pool.Pool._create_connection, "pool_ms")
+
+    def _timed(self, function, field):
+        def timed(*args, **kwargs):
+            started = _cpu_ms()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                setattr(self, field, getattr(self, field) + _cpu_ms() - started)
+
+        return timed
+
+    def result(self) -> dict:
+        return {
+            "first_event_connect_cpu_ms": self.pool_ms or self.driver_ms,
+            "first_event_driver_connect_cpu_ms": self.driver_ms,
+        }
+
+
 def _run_hooks(kind: str) -> None:
     registry = sys.modules.get("snapshot_restore_py")
     if registry is None:  # a floor: no hooks
@@ -121,6 +155,7 @@ def main() -> None:
         while os.getppid() == parent:
             time.sleep(0.001)
         _run_hooks("after")
+        timer = _ConnectTimer()
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         started = _cpu_ms()
         response = module.handler(event, _Context())
@@ -130,10 +165,12 @@ def main() -> None:
                 "first_event_cpu_ms": _cpu_ms() - started,
                 "first_event_page_faults": usage.ru_minflt - faults,
                 "status": int(response["statusCode"]),
+                **timer.result(),
             }
         )
         print(json.dumps(result), flush=True)
         os._exit(0)
+    timer = _ConnectTimer()
     response = module.handler(event, _Context())
     served = time.perf_counter()
     first_cpu = _cpu_ms() - init_cpu
@@ -145,6 +182,7 @@ def main() -> None:
             "status": int(response["statusCode"]),
             "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
             "first_event_cpu_ms": first_cpu,
+            **timer.result(),
             "peak_rss_mb": usage.ru_maxrss / 1024,
             "modules": len(sys.modules),
         }
