@@ -19,7 +19,9 @@ from fakeopenai.server import ScriptedResponse, refused_base_url
 from tests.api_client import ApiClient, Response
 from tests.conftest import ROOT, functions_environment
 from todo_core.chat.openai_assistant import client_for
+from todo_core.chat.tools import ARGUMENTS_MAX_CHARS, TOOL_NAME_MAX
 from todo_core.settings import get_settings
+from todo_core.tasks.models import DESCRIPTION_MAX, TITLE_MAX
 
 KEY = "turn-openai-1"
 SECRET_MESSAGE = "add pick up the confidential parcel"
@@ -526,3 +528,45 @@ def test_chat_openai_sdk_is_loaded_by_the_chat_function_only(
         )
         outputs[assistant] = result.stdout.split()
     assert outputs == {"openai": ["False", "True"], "builtin": ["False", "False"]}
+
+
+def test_chat_openai_oversized_arguments_and_long_unknown_names_are_recorded_bounded(
+    model: FakeOpenAI,
+    send_chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+) -> None:
+    # An invalid call's arguments and an unknown tool's name used to be recorded (stored,
+    # returned, replayed) at whatever size the model sent: 2 MB of either made a 2 MB response.
+    huge = {"title": "x", "description": "d" * 2_000_000}
+    long_name = "n" * 2_000_000
+    # The largest valid arguments, every character beyond the BMP, as the fake (like Python's
+    # json.dumps) escapes them: 12 characters each. They are far over 8,000 and still run.
+    emoji = "\U0001f600"
+    largest = {"title": emoji * TITLE_MAX, "description": emoji * DESCRIPTION_MAX}
+    assert len(json.dumps(largest)) > 14_000
+    model.script(
+        tool_calls(
+            ("add_task", huge),
+            ("unknown_tool", {"x": "y" * (ARGUMENTS_MAX_CHARS + 1)}),
+            (long_name, {"title": "eggs"}),
+            ("add_task", largest),
+        ),
+        reply("Done what I could."),
+    )
+    response = send_chat(alice, "add a lot")
+    assert response.status == 200, response.body
+    calls = response.json()["tool_calls"]
+    assert [(c["name"], c["arguments"], c["result"].get("error")) for c in calls[:3]] == [
+        ("add_task", {}, "invalid_arguments"),
+        ("unknown_tool", {}, "invalid_arguments"),
+        ("n" * TOOL_NAME_MAX, {"title": "eggs"}, "unknown_tool"),
+    ]
+    assert calls[3]["result"]["status"] == "created"
+    assert len(response.body) < 40_000
+    with psycopg.connect(direct_url) as connection:
+        assert connection.execute("SELECT title FROM task").fetchall() == [(emoji * TITLE_MAX,)]
+    # The model was told why (its answers are not cut: it reads its own call back).
+    answers = [json.loads(m["content"]) for m in model.requests[-1].messages if m["role"] == "tool"]
+    assert f"longer than {ARGUMENTS_MAX_CHARS} characters" in answers[0]["message"]
+    assert answers[2]["message"].startswith(f"No tool {'n' * TOOL_NAME_MAX!r}")

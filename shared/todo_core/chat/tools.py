@@ -51,6 +51,19 @@ from todo_core.text import is_storable, storable
 LIST_LIMIT = 50
 FIND_LIMIT = 500
 """How many of the newest tasks a title reference is looked up among (the built-in assistant)."""
+TOOL_NAME_MAX = 64
+"""A model's unknown tool name is recorded cut to this many characters (every known name is
+shorter, and ``chat_tool_step.name`` holds as many): it used to be recorded as long as sent."""
+ARGUMENTS_MAX_CHARS = 16_000
+"""A model's arguments longer than this (as the JSON text it sent) are refused unread with
+``invalid_arguments`` and recorded as ``{}``; an invalid call's arguments used to be recorded at
+whatever size the model sent. The largest valid ones, ``update_task`` with a 16-digit id, a
+200-character title and a 1,000-character description, are 1,261 characters in plain UTF-8 JSON
+(2,461 if every character is a ``"``, escaped), but a provider that escapes everything outside
+ASCII, as Python's ``json.dumps`` does by default, writes a character beyond the BMP as a
+12-character surrogate pair: 14,461 characters. The limit leaves 1,539 above that (room for
+whitespace), and bounds one refused call's record to about 128 KB (its arguments and an error
+message quoting one of their keys, at most 4 UTF-8 bytes per character)."""
 ToolResult = dict[str, Any]
 
 
@@ -336,7 +349,18 @@ class TaskTools:
         """Run the tool a model asked for, its arguments given as the JSON text the model wrote.
         An unknown tool, unreadable JSON or invalid arguments are recorded as a tool error for
         the model to read and correct; nothing runs."""
-        name = storable(name)  # an unknown name is recorded as it came
+        # An unknown name is recorded as it came, cut to TOOL_NAME_MAX (a known one is shorter).
+        name = storable(name[:TOOL_NAME_MAX])
+        if raw_arguments is not None and len(raw_arguments) > ARGUMENTS_MAX_CHARS:
+            self._take_step()
+            return self._record(
+                name,
+                {},
+                tool_error(
+                    "invalid_arguments",
+                    f"The arguments are longer than {ARGUMENTS_MAX_CHARS} characters.",
+                ),
+            )
         try:
             parsed = _parse_arguments(raw_arguments)
         except ValueError:
