@@ -11,12 +11,15 @@ from typing import Any
 
 import psycopg
 import pytest
+from pydantic_core import to_json
 
 from fakeopenai import FakeOpenAI, error, reply, tool_calls
 from tests.api_client import Response
 from tests.conftest import functions_environment
 from todo_core.chat import store as store_module
 from todo_core.chat import tools as tools_module
+from todo_core.chat.tools import TURN_CALLS_MAX_BYTES
+from todo_core.tasks.models import DESCRIPTION_MAX, TITLE_MAX
 
 KEY = "durable-turn-1"
 
@@ -44,15 +47,20 @@ def assistant(
     fake.reset()
     environment = {"CHAT_ASSISTANT": request.param}
     if request.param == "openai":
-        environment |= {
-            "OPENAI_API_KEY": "durable-key",
-            "OPENAI_BASE_URL": fake.base_url,
-            "CHAT_MODEL": "fake-model",
-            "CHAT_MODEL_MAX_RETRIES": "0",
-        }
+        environment = _model_environment(fake)
     with functions_environment(environment):
         yield request.param
     fake.reset()
+
+
+def _model_environment(fake: FakeOpenAI) -> dict[str, str]:
+    return {
+        "CHAT_ASSISTANT": "openai",
+        "OPENAI_API_KEY": "durable-key",
+        "OPENAI_BASE_URL": fake.base_url,
+        "CHAT_MODEL": "fake-model",
+        "CHAT_MODEL_MAX_RETRIES": "0",
+    }
 
 
 def _rows(direct_url: str, query: str, *args: object) -> list[tuple[Any, ...]]:
@@ -69,15 +77,16 @@ def _tasks(direct_url: str, user_id: str) -> list[str]:
     return [r[0] for r in _rows(direct_url, "SELECT title FROM task WHERE user_id = %s", user_id)]
 
 
-def _crash_once_after_a_tool_write(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tool's write and its record commit; then the attempt dies."""
+def _crash_once_after_a_tool_write(monkeypatch: pytest.MonkeyPatch, *, writes: int = 1) -> None:
+    """The turn's first ``writes`` tool writes commit with their records; then the attempt
+    dies (once: later writes go through)."""
     original = tools_module.run_recorded
-    crashed: list[bool] = []
+    done: list[bool] = []
 
     def write_then_crash(*args: Any, **kwargs: Any) -> Any:
         row = original(*args, **kwargs)
-        if not crashed:
-            crashed.append(True)
+        done.append(True)
+        if len(done) == writes:
             raise Crash("after the tool's effect")
         return row
 
@@ -178,14 +187,7 @@ def test_chat_durable_model_resumes_after_its_second_round(
         tool_calls(("complete_task", {"task_id": "1"}), ("list_tasks", {})),
         error(503),
     )
-    environment = {
-        "CHAT_ASSISTANT": "openai",
-        "OPENAI_API_KEY": "durable-key",
-        "OPENAI_BASE_URL": fake.base_url,
-        "CHAT_MODEL": "fake-model",
-        "CHAT_MODEL_MAX_RETRIES": "0",
-    }
-    with functions_environment(environment):
+    with functions_environment(_model_environment(fake)):
         assert chat(alice, "add one; two").status == 503
         retried = chat(alice, "add one; two")
     assert retried.status == 200, retried.body
@@ -196,4 +198,47 @@ def test_chat_durable_model_resumes_after_its_second_round(
     assert names == ["add_task", "add_task", "complete_task"]  # replayed; the read is not
     replayed = [m for m in fake.requests[-1].messages if m.get("tool_calls")]
     assert [len(m["tool_calls"]) for m in replayed] == [2, 1]  # regrouped by round
+    fake.reset()
+
+
+def test_chat_durable_retry_spends_the_turn_budget_as_the_first_attempt_did(
+    fake: FakeOpenAI,
+    app_environment: dict[str, str],
+    chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Writes of the largest tasks (about 10 KB of record each): the budget stops the turn after
+    # about 25. The attempt dies after its 20th; its retry replays those 20, which count as
+    # they did, so it runs only the few calls the first attempt had left, not 16 more.
+    emoji = "\U0001f600"
+
+    def add(n: int) -> tuple[str, dict[str, object]]:
+        title = f"{n:02d}" + emoji * (TITLE_MAX - 2)
+        return ("add_task", {"title": title, "description": emoji * DESCRIPTION_MAX})
+
+    fake.reset()
+    fake.script(tool_calls(*map(add, range(16))), tool_calls(*map(add, range(16, 32))))
+    _crash_once_after_a_tool_write(monkeypatch, writes=20)
+    with functions_environment(_model_environment(fake)):
+        failed = chat(alice, "add all of these")
+        assert failed.status == 502, failed.body
+        assert len(_tasks(direct_url, alice)) == 20
+        fake.script(tool_calls(*map(add, range(32, 48))), reply("Added what fitted."))
+        retried = chat(alice, "add all of these")
+    assert retried.status == 200, retried.body
+    calls = retried.json()["tool_calls"]
+    sizes = [len(to_json(call)) for call in calls]
+    assert sum(sizes[:-1]) < TURN_CALLS_MAX_BYTES <= sum(sizes)
+    numbers = [int(call["arguments"]["title"][:2]) for call in calls]
+    assert numbers == [*range(20), *range(32, 32 + len(calls) - 20)]
+    assert 20 < len(calls) < 32
+    assert sorted(_tasks(direct_url, alice)) == sorted(c["arguments"]["title"] for c in calls)
+    # The retry's model call saw the 20 replayed calls; of its 16, those past the budget were
+    # answered with an error, not run.
+    answers = [json.loads(m["content"]) for m in fake.requests[-1].messages[-16:]]
+    assert [a.get("error") for a in answers] == [None] * (len(calls) - 20) + ["too_many_calls"] * (
+        36 - len(calls)
+    )
     fake.reset()

@@ -13,13 +13,19 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from pydantic_core import to_json
 
 from fakeopenai import FakeOpenAI, error, hang, malformed, reply, tool_calls, trickle
 from fakeopenai.server import ScriptedResponse, refused_base_url
 from tests.api_client import ApiClient, Response
 from tests.conftest import ROOT, functions_environment
 from todo_core.chat.openai_assistant import client_for
-from todo_core.chat.tools import ARGUMENTS_MAX_CHARS, TOOL_NAME_MAX
+from todo_core.chat.tools import (
+    ARGUMENTS_MAX_CHARS,
+    LIST_LIMIT,
+    TOOL_NAME_MAX,
+    TURN_CALLS_MAX_BYTES,
+)
 from todo_core.settings import get_settings
 from todo_core.tasks.models import DESCRIPTION_MAX, TITLE_MAX
 
@@ -570,3 +576,46 @@ def test_chat_openai_oversized_arguments_and_long_unknown_names_are_recorded_bou
     answers = [json.loads(m["content"]) for m in model.requests[-1].messages if m["role"] == "tool"]
     assert f"longer than {ARGUMENTS_MAX_CHARS} characters" in answers[0]["message"]
     assert answers[2]["message"].startswith(f"No tool {'n' * TOOL_NAME_MAX!r}")
+
+
+def test_chat_openai_tool_calls_stop_at_the_turn_budget_and_the_model_is_told(
+    model: FakeOpenAI,
+    send_chat: Callable[..., Response],
+    make_task: Callable[..., dict[str, object]],
+    alice: str,
+    direct_url: str,
+) -> None:
+    # A model that lists again and again: each listing of 50 tasks is about 70 KB here (up to
+    # 255 KB in 4-byte characters), and its 80 calls a turn used to make a response of MBs.
+    for n in range(LIST_LIMIT):
+        make_task(alice, f"{n:02d} " + "t" * (TITLE_MAX - 3), description="d" * DESCRIPTION_MAX)
+    model.script(
+        tool_calls(*[("list_tasks", {})] * 16),
+        tool_calls(("list_tasks", {}), ("add_task", {"title": "one more"})),
+        reply("Here they are."),
+    )
+    response = send_chat(alice, "list my tasks, many times")
+    assert response.status == 200, response.body
+    calls = response.json()["tool_calls"]
+    assert {(c["name"], c["result"]["count"]) for c in calls} == {("list_tasks", LIST_LIMIT)}
+    sizes = [len(to_json(call)) for call in calls]
+    # The calls ran until their record reached the budget, the one that reached it included.
+    assert sum(sizes[:-1]) < TURN_CALLS_MAX_BYTES <= sum(sizes)
+    assert 1 < len(calls) < 16
+    assert len(response.body) < TURN_CALLS_MAX_BYTES + max(sizes) + 1_000
+    with psycopg.connect(direct_url) as connection:
+        assert connection.execute("SELECT count(*) FROM task").fetchone() == (LIST_LIMIT,)
+        [(stored,)] = connection.execute(
+            "SELECT tool_calls FROM message WHERE role = 'assistant'"
+        ).fetchall()
+    assert stored == calls
+    # Each call past the budget was answered to the model, in that round and the next.
+    first, second = (
+        [json.loads(m["content"]) for m in request.messages[-n:]]
+        for request, n in ((model.requests[1], 16), (model.requests[2], 2))
+    )
+    assert [a.get("error") for a in first] == [None] * len(calls) + ["too_many_calls"] * (
+        16 - len(calls)
+    )
+    assert [a.get("error") for a in second] == ["too_many_calls"] * 2
+    assert "size limit" in second[0]["message"]

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic import Field as PydanticField
+from pydantic_core import to_json
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -36,6 +37,7 @@ from todo_core.chat.tool_steps import (
 from todo_core.db import stored_id
 from todo_core.errors import NotFound
 from todo_core.ids import MAX_ID
+from todo_core.observability import logger
 from todo_core.tasks import service
 from todo_core.tasks.models import (
     DESCRIPTION_MAX,
@@ -64,6 +66,16 @@ ASCII, as Python's ``json.dumps`` does by default, writes a character beyond the
 12-character surrogate pair: 14,461 characters. The limit leaves 1,539 above that (room for
 whitespace), and bounds one refused call's record to about 128 KB (its arguments and an error
 message quoting one of their keys, at most 4 UTF-8 bytes per character)."""
+TURN_CALLS_MAX_BYTES = 256 * 1024
+"""Once a turn's recorded tool calls (each one's name, arguments and result, as the JSON the
+response carries them in) reach this many bytes, a model's further calls are answered with a
+``too_many_calls`` error, neither run nor recorded. The calls were bounded in number only (80 a
+turn), and one listing of 50 tasks may be 255 KB (4-byte characters), so a model listing again
+and again made a response of megabytes, past Lambda's 6 MB. A call's size is known once it has
+run, so the record may pass the budget by one call: at most 256 KB + 255 KB, about 517 KB (the
+README adds up the whole response). 256 KB is room for any turn a user means: 16 writes of the
+largest tasks (about 11 KB each, arguments and result), or four listings of 50 tasks with
+1,000-character descriptions in ASCII."""
 ToolResult = dict[str, Any]
 
 
@@ -197,9 +209,14 @@ class TaskTools:
     next_step: int = 0
     round: int = 0
     """The model's round the next calls belong to (how a retry regroups them)."""
+    recorded_bytes: int = 0
+    """The size of :attr:`calls` as JSON (UTF-8), replayed ones included: a retry spends the
+    budget (:data:`TURN_CALLS_MAX_BYTES`) as its first attempt did."""
 
     def _record(self, name: str, arguments: dict[str, Any], result: ToolResult) -> ToolResult:
-        self.calls.append({"name": name, "arguments": arguments, "result": result})
+        call = {"name": name, "arguments": arguments, "result": result}
+        self.calls.append(call)
+        self.recorded_bytes += len(to_json(call))
         return result
 
     def resume(self) -> list[RecordedStep]:
@@ -348,31 +365,24 @@ class TaskTools:
     def call(self, name: str, raw_arguments: str | None) -> ToolResult:
         """Run the tool a model asked for, its arguments given as the JSON text the model wrote.
         An unknown tool, unreadable JSON or invalid arguments are recorded as a tool error for
-        the model to read and correct; nothing runs."""
+        the model to read and correct; nothing runs. Once the turn's record has reached
+        :data:`TURN_CALLS_MAX_BYTES`, no call runs and none is recorded: each gets a
+        ``too_many_calls`` error."""
+        if self.recorded_bytes >= TURN_CALLS_MAX_BYTES:
+            logger.warning(
+                "tool calls of the turn reached %d bytes; call not run", self.recorded_bytes
+            )
+            return tool_error(
+                "too_many_calls",
+                "This turn's tool calls have reached their size limit: this call was not run,"
+                " and no other will be in this turn. Answer the user with what you have.",
+            )
         # An unknown name is recorded as it came, cut to TOOL_NAME_MAX (a known one is shorter).
         name = storable(name[:TOOL_NAME_MAX])
-        if raw_arguments is not None and len(raw_arguments) > ARGUMENTS_MAX_CHARS:
+        parsed = _read_arguments(raw_arguments)
+        if isinstance(parsed, str):  # why they are refused; recorded as {}
             self._take_step()
-            return self._record(
-                name,
-                {},
-                tool_error(
-                    "invalid_arguments",
-                    f"The arguments are longer than {ARGUMENTS_MAX_CHARS} characters.",
-                ),
-            )
-        try:
-            parsed = _parse_arguments(raw_arguments)
-        except ValueError:
-            self._take_step()
-            return self._record(
-                name, {}, tool_error("invalid_arguments", "The arguments are not valid JSON.")
-            )
-        if not isinstance(parsed, dict):
-            self._take_step()
-            return self._record(
-                name, {}, tool_error("invalid_arguments", "The arguments must be a JSON object.")
-            )
+            return self._record(name, {}, tool_error("invalid_arguments", parsed))
         entry = _DISPATCH.get(name)
         if entry is None:
             self._take_step()
@@ -442,6 +452,21 @@ def _parse_arguments(raw: str | None) -> Any:
         return {}
     parsed = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     _check_storable(parsed)
+    return parsed
+
+
+def _read_arguments(raw: str | None) -> dict[str, Any] | str:
+    """A model's arguments as a JSON object, or the message saying why they are refused: longer
+    than :data:`ARGUMENTS_MAX_CHARS` (not even parsed), not JSON PostgreSQL can store, or not an
+    object."""
+    if raw is not None and len(raw) > ARGUMENTS_MAX_CHARS:
+        return f"The arguments are longer than {ARGUMENTS_MAX_CHARS} characters."
+    try:
+        parsed = _parse_arguments(raw)
+    except ValueError:
+        return "The arguments are not valid JSON."
+    if not isinstance(parsed, dict):
+        return "The arguments must be a JSON object."
     return parsed
 
 
