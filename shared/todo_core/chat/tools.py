@@ -6,7 +6,9 @@ is never a tool parameter, so whatever a model asks, it acts on that user's task
 is recorded as ``{name, arguments, result}``. A write's result carries ``task_id``, ``status``
 (created / completed / reopened / updated / deleted) and ``title``, with the task; a listing has
 ``status: listed``; a failure is ``{error, message}`` and goes back to the model as the tool's
-answer (never an HTTP error).
+answer (never an HTTP error). A model's calls are recorded within bounds: each one's name and
+arguments (:data:`TOOL_NAME_MAX`, :data:`ARGUMENTS_MAX_CHARS`), and the turn's whole record
+(:data:`TURN_CALLS_MAX_BYTES`).
 
 :data:`TOOL_SCHEMAS` are the function-calling schemas, built once per container;
 :meth:`TaskTools.call` validates a model's arguments (a JSON string) before anything runs.
