@@ -88,6 +88,7 @@ _DELETE = delete(Conversation).where(_THE_CONVERSATION).returning(col(Conversati
 _CONVERSATIONS = TypeAdapter(list[ConversationPublic])
 _MESSAGES = TypeAdapter(list[MessagePublic])
 _MESSAGE = TypeAdapter(MessagePublic)
+_PAGE = TypeAdapter(MessagePage)
 
 MESSAGES_PAGE_MAX_BYTES = 1_000_000
 """A messages page stops before its messages' JSON passes this many bytes (its ``next_cursor``
@@ -120,9 +121,11 @@ def list_conversations(
 
 def list_messages(
     session: Session, *, user_id: str, conversation_id: int, limit: int, cursor: str | None = None
-) -> MessagePage:
-    """A page of the conversation's messages in turn order, oldest first; the first page holds
-    the most recent ones and ``next_cursor`` leads to older ones.
+) -> bytes:
+    """A page of the conversation's messages in turn order, oldest first, as the JSON of a
+    :class:`MessagePage`; the first page holds the most recent ones and ``next_cursor`` leads to
+    older ones. Serialised here, once: the page's size decides how many messages it holds
+    (:data:`MESSAGES_PAGE_MAX_BYTES`).
 
     One statement reads the page (a message carries its owner's id, so it is scoped to the
     user); only an empty page asks whether the conversation is there at all. Two statements,
@@ -147,12 +150,23 @@ def list_messages(
     items = _MESSAGES.validate_python(
         [dict(zip(_MESSAGE_FIELDS, row[1:], strict=True)) for row in page]
     )
+    body = _page_json(page, items, len(items), more=len(rows) > limit)
+    if len(body) <= MESSAGES_PAGE_MAX_BYTES:  # the usual page: serialised once
+        return body
     kept = _within_page_budget(items)
-    more = len(rows) > limit or kept < len(items)
-    next_cursor = encode_cursor(page[kept - 1].turn, page[kept - 1].id) if more else None
-    del items[kept:]
-    items.reverse()
-    return MessagePage(items=items, next_cursor=next_cursor)
+    return _page_json(page, items, kept, more=True)
+
+
+def _page_json(page: Sequence[Any], items: list[MessagePublic], kept: int, *, more: bool) -> bytes:
+    """The page of the first ``kept`` of ``items`` (newest first, read from the rows ``page``)
+    as JSON, oldest first; ``more``: older messages follow it."""
+    last = page[kept - 1] if kept else None
+    next_cursor = encode_cursor(last.turn, last.id) if more and last is not None else None
+    return _PAGE.dump_json(
+        MessagePage.model_construct(
+            items=items[kept - 1 :: -1] if kept else [], next_cursor=next_cursor
+        )
+    )
 
 
 def _within_page_budget(items: Sequence[MessagePublic]) -> int:

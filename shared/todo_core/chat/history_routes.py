@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Response, status
 
-from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, Routes, not_found_response
+from todo_core.api import AUTHENTICATED_ROUTE_RESPONSES, JSONBody, Routes, not_found_response
 from todo_core.chat import history
 from todo_core.chat.models import ConversationPage, MessagePage
 from todo_core.deps import PlainDigits, SessionDep, UserId
@@ -43,10 +43,12 @@ async def list_messages(
     conversation_id: ConversationId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, CursorQuery] = None,
-) -> MessagePage:
+) -> JSONBody:
     """A page of messages, oldest first; ``next_cursor`` pages back to older ones."""
-    return history.list_messages(
-        session, user_id=user_id, conversation_id=conversation_id, limit=limit, cursor=cursor
+    return JSONBody(
+        history.list_messages(
+            session, user_id=user_id, conversation_id=conversation_id, limit=limit, cursor=cursor
+        )
     )
 
 
