@@ -118,9 +118,9 @@ UserId = Annotated[str, Depends(authorized_user_id)]
 
 
 def _plain_digits(value: object) -> object:
-    # pydantic would read " 1", "1_000" or a full-width digit as numbers; an id in a URL is
-    # plain ASCII digits or it is not an id. No leading zero either: one spelling per id, so
-    # "01" and "1" are never two URLs of one task.
+    # pydantic would read " 1", "+1", "1.0", "1_000" or a full-width digit as numbers; an id
+    # or a count in a URL is plain ASCII digits or it is not one. No leading zero either: one
+    # spelling per value, so "01" and "1" are never two URLs of one task or one page.
     if isinstance(value, str) and not (
         value.isascii() and value.isdigit() and (value[0] != "0" or value == "0")
     ):

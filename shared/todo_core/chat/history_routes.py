@@ -25,7 +25,7 @@ _NOT_FOUND = not_found_response("conversation")
 async def list_conversations(
     session: SessionDep,
     user_id: UserId,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=100), PlainDigits] = 20,
     cursor: Annotated[str | None, CursorQuery] = None,
 ) -> ConversationPage:
     """The caller's conversations, most recently active first."""
@@ -41,7 +41,7 @@ async def list_messages(
     session: SessionDep,
     user_id: UserId,
     conversation_id: ConversationId,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=200), PlainDigits] = 50,
     cursor: Annotated[str | None, CursorQuery] = None,
 ) -> JSONBody:
     """A page of messages, oldest first; ``next_cursor`` pages back to older ones."""

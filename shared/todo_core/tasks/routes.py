@@ -15,7 +15,7 @@ from todo_core.api import (
     Routes,
     not_found_response,
 )
-from todo_core.deps import IdempotencyKeyHeader, SessionDep, TaskId, UserId
+from todo_core.deps import IdempotencyKeyHeader, PlainDigits, SessionDep, TaskId, UserId
 from todo_core.observability import TASKS_CREATED, count
 from todo_core.pagination import IdCursorQuery
 from todo_core.settings import get_settings
@@ -51,7 +51,7 @@ async def list_tasks(
     session: SessionDep,
     user_id: UserId,
     status: TaskStatus = TaskStatus.all,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=500), PlainDigits] = 100,
     cursor: Annotated[str | None, IdCursorQuery] = None,
 ) -> JSONBody:
     """The caller's tasks, newest first, filtered by status, a page at a time: when there are
