@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import re
 from email.message import Message as MimeHeader
 from typing import Any, cast
 
@@ -28,6 +27,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from todo_core.text import LONE_SURROGATES
+
 MAX_PROBLEMS = 20
 """At most this many problems are listed in a 422 (the first ones, in FastAPI's order)."""
 
@@ -35,10 +36,6 @@ MAX_ECHOED_CHARS = 100
 """Longest piece of the request a 422 repeats (an input, a field name); longer ones are cut."""
 
 UTF8_NAMES = frozenset({"utf-8", "utf8"})
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-"""Any surrogate left in a str is a lone one: ``json.loads`` joins an escaped pair into one
-character."""
 
 
 class BodyNotUtf8(ValueError):
@@ -134,16 +131,11 @@ def _bounded(value: Any) -> Any:
     if isinstance(value, str):
         return _cut(value)
     encoded = jsonable_encoder(value, custom_encoder={bytes: _text_of})
-    text = json.dumps(encoded, ensure_ascii=False)
-    return encoded if len(text) <= MAX_ECHOED_CHARS and _is_json(encoded) else _cut(text)
-
-
-def _is_json(value: Any) -> bool:
     try:
-        json.dumps(value, allow_nan=False)
-    except ValueError:
-        return False
-    return True
+        text = json.dumps(encoded, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN or infinity somewhere inside: repeated as text
+        return _cut(json.dumps(encoded, ensure_ascii=False))
+    return encoded if len(text) <= MAX_ECHOED_CHARS else _cut(text)
 
 
 def _text_of(value: bytes) -> str:
@@ -153,7 +145,7 @@ def _text_of(value: bytes) -> str:
 def _well_formed(value: Any) -> Any:
     """``value`` (JSON-compatible) with each lone surrogate replaced by U+FFFD."""
     if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
+        return LONE_SURROGATES.sub("\ufffd", value)
     if isinstance(value, list):
         return [_well_formed(item) for item in value]
     if isinstance(value, dict):

@@ -21,7 +21,8 @@ from pydantic import AfterValidator, BeforeValidator, Field
 # ECMAScript's \s: what a JSON Schema pattern means by whitespace.
 WHITESPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
 
-_SURROGATES = re.compile("[\ud800-\udfff]")
+LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+"""Any surrogate in a str is a lone one: ``json.loads`` joins an escaped pair into one character."""
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -51,7 +52,7 @@ def trim(value: Any) -> Any:
 
 
 def _storable(value: str) -> str:
-    if _SURROGATES.search(value):
+    if LONE_SURROGATES.search(value):
         raise ValueError("must be valid Unicode (no lone surrogates)")
     if _CONTROL_EXCEPT_WHITESPACE.search(value):
         raise ValueError("must not contain control characters")
