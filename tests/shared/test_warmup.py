@@ -6,6 +6,7 @@ init error."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,11 @@ import psycopg
 import pytest
 from bench.harness import event_for, new_user_id, routes
 from bench.wire_counter import CountingProxy
+
+from devserver.template import import_function
+from tests.conftest import functions_environment
+from todo_core import deps
+from todo_core.warmup import PRIME_REQUESTS, prime_request_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +73,7 @@ for _ in range(2):
     new_modules.append(sorted(set(sys.modules) - before))
     cache_sizes.append(len(cache))
 dialect = get_engine().dialect
-from todo_core.warmup import module_statements
+from todo_core.warmup import module_statements, primed_statuses
 # Compiled again now that the first connection has initialised the dialect: the same SQL.
 recompiled = {str(statement.compile(dialect=dialect)) for statement in module_statements()}
 print(json.dumps({
@@ -85,6 +91,7 @@ print(json.dumps({
     "dispatchers_at_import": dispatchers_at_import,
     "full_collections": collections.count(2),
     "precompiled_sql_unchanged": set(precompiled.values()) <= recompiled,
+    "primed_statuses": primed_statuses,
 }))
 """
 
@@ -185,6 +192,10 @@ def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
     finally:
         proxy.close()
     assert result["connections_at_import"] == 0
+    # The request path was run at init by synthetic requests that stop at the token check (the
+    # health route needs none, and checks no database unless asked).
+    primed = [200] * PRIME_REQUESTS if case == "health" else [401] * PRIME_REQUESTS
+    assert result["primed_statuses"] == primed
     assert result["statuses"] == FIRST_REQUESTS[case][4]
     assert result["new_modules"] == [[], []]
     # The statements were compiled at import, as the initialised dialect compiles them, and the
@@ -234,3 +245,31 @@ def test_warm_up_outside_lambda_leaves_the_app_untouched() -> None:
     assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
     app = create_app(router, route="get_task")
     assert app.middleware_stack is None
+
+
+@pytest.mark.parametrize("name", sorted(routes()))
+def test_prime_request_path_never_reaches_the_database_logs_or_keeps_anything(
+    name: str,
+    app_environment: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The synthetic requests of the init phase, on each function's own app: refused at the token
+    # check (health: answered without the database). Nothing listens on port 1, so a request that
+    # reached the database would be a 503; the driver's connect is counted as well.
+    module = import_function(ROOT / "functions" / name / "app.py", f"prime_{name}")
+    connects: list[object] = []
+    monkeypatch.setattr(psycopg, "connect", lambda *args, **kwargs: connects.append(args))
+    unreachable = {**app_environment, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    capfd.readouterr()
+    caplog.set_level(logging.DEBUG, logger="todo-api")
+    with functions_environment(unreachable):
+        statuses = prime_request_path(module.app)
+    expected = 200 if name == "health" else 401
+    assert statuses == [expected] * PRIME_REQUESTS
+    assert connects == []
+    # No request log line, no metric, nothing on stderr: these requests were nobody's.
+    assert capfd.readouterr() == ("", "")
+    assert [record.getMessage() for record in caplog.records] == []
+    assert deps.verified_tokens._entries == {}
