@@ -30,6 +30,10 @@ failure is logged and left to the first request, which reports it as it always w
   knowing which a route runs would take a registry per route, for init CPU that is not billed to
   the request;
 * libpq's table of connection parameter defaults, which psycopg reads on its first connect;
+* the time zone a UTC server reports (PostgreSQL's own default, ``GMT``, which Neon's compute
+  reports, or Debian's ``Etc/UTC``): psycopg loads it from the system's zone files on the first
+  result holding a timestamp, about 0.2 ms of the first request; ``UTC`` itself needs no file. A
+  server set to another zone still works: its first request loads that zone, as before;
 * SQLAlchemy's per-class event dispatchers of the engine, the connection and the session (made
   when the first instance of each class is, without a connection here), and FastAPI's cached
   classification of each dependency's callable (generator, coroutine: read with ``inspect``);
@@ -76,7 +80,9 @@ import gc
 import importlib
 import os
 import sys
+import zoneinfo
 from collections.abc import Iterator
+from datetime import tzinfo
 from typing import Any
 
 import fastapi.dependencies.models
@@ -100,6 +106,11 @@ from todo_core.snapstart import register_hooks
 
 # What the first request imports on its own (found by diffing sys.modules around it).
 FIRST_REQUEST_IMPORTS = ("queue", "anyio._backends._asyncio")
+
+# The names PostgreSQL servers running on UTC most often report as their TimeZone, loaded at init
+# (kept here, so that zoneinfo's cache of them lasts).
+UTC_ZONE_NAMES = ("GMT", "Etc/UTC")
+_time_zones: list[tzinfo] = []
 
 # The synthetic requests of :func:`prime_request_path`.
 PRIME_REQUESTS = 3
@@ -165,6 +176,16 @@ def _load_connection_defaults() -> None:
     get_param_def = getattr(psycopg._conninfo_utils, "get_param_def", None)
     if get_param_def is not None:
         get_param_def("host")
+
+
+def _load_time_zones() -> None:
+    """Load :data:`UTC_ZONE_NAMES` into ``zoneinfo``'s cache, where psycopg's lookup of the
+    connection's ``TimeZone`` finds them. A zone the system does not have is skipped."""
+    for name in UTC_ZONE_NAMES:
+        try:
+            _time_zones.append(zoneinfo.ZoneInfo(name))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            continue
 
 
 def _create_event_dispatchers(engine: Engine) -> None:
@@ -293,6 +314,7 @@ def warm_up(app: FastAPI) -> None:
         precompile_statements(engine)
         _create_event_dispatchers(engine)
         _load_connection_defaults()
+        _load_time_zones()
     except Exception as error:  # the first request meets it again and answers for it
         logger.warning("warm-up skipped: %s", type(error).__name__)
     app.middleware_stack = app.build_middleware_stack()

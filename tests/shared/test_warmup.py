@@ -22,7 +22,7 @@ from bench.wire_counter import CountingProxy
 from devserver.template import import_function
 from tests.conftest import functions_environment
 from todo_core import deps
-from todo_core.warmup import PRIME_REQUESTS, prime_request_path
+from todo_core.warmup import PRIME_REQUESTS, UTC_ZONE_NAMES, prime_request_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +66,13 @@ def classification_misses():
 misses_at_import = classification_misses()
 contexts = fastapi.routing._endpoint_context_cache
 endpoint_contexts_at_import = len(contexts)
+import zoneinfo._common
+zone_files_read = []
+load_zone_file = zoneinfo._common.load_data
+def counting_load_data(*args):
+    zone_files_read.append(1)
+    return load_zone_file(*args)
+zoneinfo._common.load_data = counting_load_data
 statuses, new_modules, cache_sizes = [], [], []
 for _ in range(2):
     before = set(sys.modules)
@@ -73,6 +80,10 @@ for _ in range(2):
     new_modules.append(sorted(set(sys.modules) - before))
     cache_sizes.append(len(cache))
 dialect = get_engine().dialect
+try:  # the connection's, as the server reported it
+    time_zone = get_engine().raw_connection().driver_connection.info.parameter_status("TimeZone")
+except Exception:  # no database: nothing to report
+    time_zone = None
 from todo_core.warmup import module_statements, primed_statuses
 # Compiled again now that the first connection has initialised the dialect: the same SQL.
 recompiled = {str(statement.compile(dialect=dialect)) for statement in module_statements()}
@@ -92,6 +103,8 @@ print(json.dumps({
     "full_collections": collections.count(2),
     "precompiled_sql_unchanged": set(precompiled.values()) <= recompiled,
     "primed_statuses": primed_statuses,
+    "zone_files_read": len(zone_files_read),
+    "time_zone": time_zone,
 }))
 """
 
@@ -197,6 +210,10 @@ def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
     primed = [200] * PRIME_REQUESTS if case == "health" else [401] * PRIME_REQUESTS
     assert result["primed_statuses"] == primed
     assert result["statuses"] == FIRST_REQUESTS[case][4]
+    # The server's time zone (a UTC one here) was loaded at init, not from its file by the first
+    # result holding a timestamp.
+    assert result["time_zone"] in ("UTC", *UTC_ZONE_NAMES)
+    assert result["zone_files_read"] == 0
     assert result["new_modules"] == [[], []]
     # The statements were compiled at import, as the initialised dialect compiles them, and the
     # first request found its statements in the cache (no new entry).
