@@ -14,7 +14,7 @@ BETTER_AUTH := infra/better-auth
 .PHONY: help install run fake-openai token token-jwks better-auth events test pytest pytest-pgbouncer \
         pytest-embedded lint \
         format typecheck pgbouncer sam-tools actionlint validate build deploy migrate lock clean \
-        bench bench-quick bench-docs audit lambda-check
+        bench bench-quick bench-cold-target bench-docs audit lambda-check
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -77,6 +77,14 @@ bench: install  ## Benchmarks (cold start, chat latency, round trips, overhead, 
 	$(BIN)/python -m bench.render
 
 bench-docs: install  ## Render BENCHMARKS.md's tables and verdicts from bench/results/*.json
+	$(BIN)/python -m bench.render
+
+bench-cold-target: install  ## Section 1b (cold path) on CPython 3.13 with the layer's wheels and bytecode, for this machine's CPU
+	rm -rf .bench/layer
+	$(MAKE) -C shared build-SharedLayer ARTIFACTS_DIR=$(CURDIR)/.bench/layer \
+		PIP="$(CURDIR)/$(BIN)/python -m pip" \
+		PLATFORMS="--platform manylinux2014_$(shell uname -m) --platform manylinux_2_28_$(shell uname -m)"
+	$(BIN)/python -m bench.cold_start --runtime target
 	$(BIN)/python -m bench.render
 
 bench-quick: install  ## The benchmarks with tiny counts (a smoke run; numbers mean nothing)

@@ -130,6 +130,15 @@ def _connection_cpu_ms() -> float:
     return statistics.median(samples)
 
 
+def _warm_event_cpu_ms(module, event: dict) -> float:
+    warm = []
+    for _ in range(WARM_EVENTS):
+        started = _cpu_ms()
+        module.handler(event, _Context())
+        warm.append(_cpu_ms() - started)
+    return statistics.median(warm[-WARM_COUNTED:])
+
+
 def main() -> None:
     source, event_path = sys.argv[1], sys.argv[2]
     mode = sys.argv[3] if len(sys.argv) > 3 else "normal"
@@ -149,7 +158,11 @@ def main() -> None:
     if "asyncio" in sys.modules:  # Lambda's runtime gives Mangum an event loop
         asyncio = sys.modules["asyncio"]
         asyncio.set_event_loop(asyncio.new_event_loop())
-    result = {"import_ms": (imported - import_started) * 1000, "init_cpu_ms": init_cpu}
+    result = {
+        "import_ms": (imported - import_started) * 1000,
+        "init_cpu_ms": init_cpu,
+        "python": sys.version.split()[0],
+    }
     if mode == "restore":
         _run_hooks("before")
         parent = os.getpid()
@@ -194,12 +207,7 @@ def main() -> None:
         }
     )
     if mode == "normal":
-        warm = []
-        for _ in range(WARM_EVENTS):
-            started = _cpu_ms()
-            module.handler(event, _Context())
-            warm.append(_cpu_ms() - started)
-        result["warm_event_cpu_ms"] = statistics.median(warm[-WARM_COUNTED:])
+        result["warm_event_cpu_ms"] = _warm_event_cpu_ms(module, event)
         result["connection_cpu_ms"] = _connection_cpu_ms()
     print(json.dumps(result), flush=True)
     # A Lambda container is frozen, not finalized: skip the interpreter's teardown.

@@ -15,6 +15,13 @@ before-snapshot hooks, fork, after-restore hooks, first event). Functions run as
 (``AWS_LAMBDA_FUNCTION_NAME`` set, so the init-phase warm-up runs). Targets: init with bytecode at
 most 0.5x of init without; the first event after init, and after a restore, at most 1.5x a warm
 event plus one connection (psycopg connect and close, measured in the same process).
+
+``--runtime target`` runs every process on Lambda's interpreter version instead of this one:
+CPython 3.13 (Debian 13's, ``shared/trixie-python.sh``), importing the layer as ``make build``
+makes it (the same pinned wheels and CPython 3.13 bytecode, for this machine's architecture, in
+``.bench/layer``; ``make bench-cold-target`` builds it and runs this). CPython 3.13 specialises
+code sooner than 3.11, which changes the first requests most. Its results go to
+``cold_start_target.json``.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ from bench.harness import (
 from bench.render import cold_path_table, cold_start_table
 
 DRIVER = ROOT / "bench" / "cold_driver.py"
+TRIXIE_PYTHON = ROOT / "shared" / "trixie-python.sh"
+TARGET_LAYER = ROOT / ".bench" / "layer" / "python"
 FLOORS = {
     "floor (a) stack": ROOT / "bench" / "floors" / "stack_app.py",
     "floor (b) bare": ROOT / "bench" / "floors" / "bare_handler.py",
@@ -121,15 +130,26 @@ def _events(seed: dict[str, Any], run: int) -> dict[str, dict[str, Any]]:
     return events
 
 
+def _interpreter(runtime: str) -> list[str]:
+    """The command that runs the driver: this interpreter, or the target's CPython 3.13."""
+    if runtime == "target":
+        return ["bash", str(TRIXIE_PYTHON), "run"]
+    return [sys.executable]
+
+
 def _cold_start(
-    source: Path, event: dict[str, Any], environ: dict[str, str], mode: str = "normal"
+    source: Path,
+    event: dict[str, Any],
+    environ: dict[str, str],
+    mode: str = "normal",
+    runtime: str = "this",
 ) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as stream:
         json.dump(event, stream)
     try:
         started = time.perf_counter()
         completed = subprocess.run(
-            [sys.executable, str(DRIVER), str(source), stream.name, mode],
+            [*_interpreter(runtime), str(DRIVER), str(source), stream.name, mode],
             env=environ,
             capture_output=True,
             text=True,
@@ -145,8 +165,12 @@ def _cold_start(
     return result
 
 
-def run(quick: bool, results_dir: Path, runs: int | None = None) -> dict[str, Any]:
+def run(
+    quick: bool, results_dir: Path, runs: int | None = None, runtime: str = "this"
+) -> dict[str, Any]:
     runs = runs or (1 if quick else 11)
+    if runtime == "target" and not (TARGET_LAYER / "todo_core").is_dir():
+        raise SystemExit(f"no layer in {TARGET_LAYER}: make bench-cold-target builds it")
     names = [*FLOORS, *sorted(routes())]
     sources = {name: FLOORS.get(name) or function_source(name) for name in names}
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
@@ -159,6 +183,8 @@ def run(quick: bool, results_dir: Path, runs: int | None = None) -> dict[str, An
             **app_environment(pg_url(database)),
             "AWS_LAMBDA_FUNCTION_NAME": "cold-start",
         }
+        if runtime == "target":  # the layer, and nothing of this machine's environment
+            environ["PYTHONPATH"] = str(TARGET_LAYER)
         seed = _seed(database, runs + 1)
         # Run 0 warms the file cache and writes bytecode; it is not counted. Then the variants
         # take turns (ABAB...), each round in a rotated order, so drift hits all of them alike.
@@ -167,7 +193,7 @@ def run(quick: bool, results_dir: Path, runs: int | None = None) -> dict[str, An
             for index, variant in enumerate(VARIANTS):
                 events = _events(seed, round_ * len(VARIANTS) + index)
                 for name in order:
-                    result = _cold_start(sources[name], events[name], environ, variant)
+                    result = _cold_start(sources[name], events[name], environ, variant, runtime)
                     if result["status"] >= 400:
                         raise RuntimeError(f"{name} ({variant}): status {result['status']}")
                     if round_ and variant == "normal":
@@ -186,7 +212,10 @@ def run(quick: bool, results_dir: Path, runs: int | None = None) -> dict[str, An
         "full_vcpu_mb": FULL_VCPU_MB,
         "cold_path": cold_path,
     }
-    write_results(results_dir, "cold_start", {**data, "rows": table, **cold_data})
+    python = samples[names[0]][0]["python"]
+    data["python"] = python
+    name = "cold_start" if runtime == "this" else "cold_start_target"
+    write_results(results_dir, name, {**data, "rows": table, **cold_data})
     return {**data, "rows": table, **cold_data}
 
 
@@ -311,8 +340,16 @@ def _print(rows: list[dict[str, Any]], runs: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    runtime = "this"
+    if "--runtime" in argv:
+        at = argv.index("--runtime")
+        runtime = argv[at + 1] if at + 1 < len(argv) else ""
+        del argv[at : at + 2]
+    if runtime not in ("this", "target"):
+        raise SystemExit("--runtime: this (the default) or target")
     args = parse_args(__doc__ or "", argv)
-    run(args.quick, args.results_dir)
+    run(args.quick, args.results_dir, runtime=runtime)
 
 
 if __name__ == "__main__":
