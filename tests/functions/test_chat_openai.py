@@ -3,6 +3,7 @@ fake OpenAI-compatible server (infra/fakeopenai): tool calls, history, and every
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
 import subprocess
@@ -10,7 +11,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
+import httpx2
+import openai
 import psycopg
 import pytest
 from pydantic_core import to_json
@@ -19,7 +23,7 @@ from fakeopenai import FakeOpenAI, error, hang, malformed, reply, tool_calls, tr
 from fakeopenai.server import ScriptedResponse, refused_base_url
 from tests.api_client import ApiClient, Response
 from tests.conftest import ROOT, functions_environment
-from todo_core.chat.openai_assistant import client_for
+from todo_core.chat.openai_assistant import _retry_after_seconds, client_for
 from todo_core.chat.tools import (
     ARGUMENTS_MAX_CHARS,
     LIST_LIMIT,
@@ -212,11 +216,14 @@ def test_chat_openai_unstorable_text_in_the_answer_is_a_200_not_a_500(
 # A provider's error message may quote the request (the user's message, the key): it is never
 # logged, only the error's type and status are.
 ECHO = f"cannot process {SECRET_MESSAGE!r} for key {FAKE_KEY}"
+A_DAY_FROM_NOW = email.utils.format_datetime(datetime.now(UTC) + timedelta(days=1), usegmt=True)
 FAILURES: list[tuple[str, list[ScriptedResponse], int, str | None]] = [
     ("rate_limited", [error(429, retry_after="7", message=ECHO)], 503, "7"),
     ("server_error", [error(500, message=ECHO)], 503, "2"),
     ("request_timeout", [error(408, message=ECHO)], 503, "2"),  # transient: was a 502
     ("conflict", [error(409, retry_after="3", message=ECHO)], 503, "3"),
+    # RFC 9110's other form, an HTTP-date: a day from now is more than anyone waits (capped).
+    ("rate_limited_until_a_date", [error(429, retry_after=A_DAY_FROM_NOW)], 503, "60"),
     ("overloaded", [error(503, message=ECHO)], 503, "2"),
     ("bad_key", [error(401, message=ECHO)], 502, None),
     ("malformed", [malformed()], 502, None),
@@ -619,3 +626,28 @@ def test_chat_openai_tool_calls_stop_at_the_turn_budget_and_the_model_is_told(
     )
     assert [a.get("error") for a in second] == ["too_many_calls"] * 2
     assert "size limit" in second[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "7"}, 7),
+        ({"retry-after": "0.2"}, 1),
+        ({"retry-after-ms": "2500", "retry-after": "30"}, 3),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 1),  # a date gone by: at once
+        ({"retry-after": A_DAY_FROM_NOW}, 60),
+        ({"retry-after": A_DAY_FROM_NOW.replace("GMT", "-0000")}, 60),
+        ({"retry-after": "soon"}, 2),
+        ({"retry-after": "nan"}, 2),
+        ({"retry-after": "1e999"}, 2),
+        ({"retry-after-ms": "x"}, 2),
+        ({}, 2),
+    ],
+)
+def test_chat_openai_retry_after_reads_seconds_and_http_dates(
+    headers: dict[str, str], seconds: int
+) -> None:
+    request = httpx2.Request("POST", "http://model")
+    response = httpx2.Response(429, headers=headers, request=request)
+    rate_limited = openai.RateLimitError("rate limited", response=response, body=None)
+    assert _retry_after_seconds(rate_limited) == seconds

@@ -21,9 +21,11 @@ model's text or the key. Only the chat function imports this module (and so the 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import math
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import openai
@@ -97,14 +99,32 @@ def client_for(settings: Settings) -> OpenAI:
     return client
 
 
+def _header_seconds(value: str) -> float | None:
+    """A Retry-After value in seconds from now: delay-seconds, or an HTTP-date (RFC 9110 allows
+    both); None for anything else."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" (RFC 5322): UTC, of no stated place
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
+
+
 def _retry_after_seconds(error: openai.APIStatusError) -> int:
     headers = error.response.headers
     raw_ms = headers.get("retry-after-ms")
     raw = headers.get("retry-after")
-    try:
-        seconds = float(raw_ms) / 1000 if raw_ms else float(raw) if raw else None
-    except ValueError:
-        seconds = None  # an HTTP date, or nonsense: our default
+    seconds: float | None = None
+    if raw_ms:
+        with contextlib.suppress(ValueError):
+            seconds = float(raw_ms) / 1000
+    elif raw:
+        seconds = _header_seconds(raw)
     if seconds is None or not math.isfinite(seconds):
         return RETRY_AFTER_DEFAULT_SECONDS
     return min(RETRY_AFTER_MAX_SECONDS, max(1, math.ceil(seconds)))
