@@ -205,6 +205,11 @@ def normalize_database_url(url: str) -> str:
     )
 
 
+WARM_UP_SIGNING_KEY = "todo-api warm-up: this key signs tokens that no deployment accepts"
+"""Signs the init phase's synthetic requests (:mod:`todo_core.warmup`). It is published here, so
+no deployment may take it for its secret: :func:`load_settings` refuses it."""
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build and validate the settings; a ConfigurationError names the variable at fault."""
     raw_url = environ.get("DATABASE_URL", "").strip()
@@ -217,6 +222,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     secret = environ.get("BETTER_AUTH_SECRET") or None
     if secret is not None and len(secret) < 32:
         raise ConfigurationError("BETTER_AUTH_SECRET must be at least 32 characters long")
+    if secret == WARM_UP_SIGNING_KEY:
+        raise ConfigurationError(
+            "BETTER_AUTH_SECRET is the warm-up's published signing key: use a random secret"
+        )
     jwks_url, issuer, audience = _jwks_settings(environ)
     assistant = environ.get("CHAT_ASSISTANT", "").strip() or "builtin"
     return Settings(

@@ -101,7 +101,7 @@ from sqlmodel import Session
 
 from todo_core.db import get_engine
 from todo_core.observability import logger, publish_cold_start, skip_cold_start
-from todo_core.settings import get_settings
+from todo_core.settings import WARM_UP_SIGNING_KEY, get_settings
 from todo_core.snapstart import register_hooks
 
 # What the first request imports on its own (found by diffing sys.modules around it).
@@ -114,10 +114,9 @@ _time_zones: list[tzinfo] = []
 
 # The synthetic requests of :func:`prime_request_path`.
 PRIME_REQUESTS = 3
-# Signs the synthetic requests' token: no deployment's secret (it is public, here), so the token
-# is refused as any forged one is; and were a secret ever set to it, the token's subject is not
-# the path's user, so the request would still stop at the token check (403).
-_PRIME_KEY = "todo-api warm-up: this key signs tokens that no deployment accepts"
+# The synthetic requests' token is signed by WARM_UP_SIGNING_KEY, which the settings refuse as a
+# secret, so it is refused as any forged token is; and its subject is not the path's user, so
+# even an accepted one would stop at the token check (403).
 _PRIME_SUBJECT = "warm-up-token-subject"
 _PRIME_PATH_USER = "warm-up-path-user"
 _PRIME_EXPIRES = 4_102_444_800  # 2100-01-01: a token of the usual shape
@@ -262,7 +261,7 @@ def prime_request_path(app: FastAPI, requests: int = PRIME_REQUESTS) -> list[int
     """Send ``requests`` synthetic events for ``app``'s route through Mangum and the app, none
     of which reaches the database (see the module's docstring); returns their statuses."""
     token = jwt.encode(
-        {"sub": _PRIME_SUBJECT, "exp": _PRIME_EXPIRES}, _PRIME_KEY, algorithm="HS256"
+        {"sub": _PRIME_SUBJECT, "exp": _PRIME_EXPIRES}, WARM_UP_SIGNING_KEY, algorithm="HS256"
     )
     adapter = Mangum(app, lifespan="off")
     statuses = []

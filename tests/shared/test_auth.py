@@ -23,7 +23,7 @@ from tests.jwks_server import JwksServer
 from tests.shared.conftest import Clock, Configure, SigningKey, claims_for, new_signing_key
 from todo_core import auth, observability
 from todo_core.errors import ConfigurationError
-from todo_core.settings import Settings, load_settings
+from todo_core.settings import WARM_UP_SIGNING_KEY, Settings, load_settings
 
 SetUp = Callable[..., SigningKey]
 
@@ -562,6 +562,7 @@ def test_settings_overrides_win() -> None:
     ("environ", "variable"),
     [
         ({"BETTER_AUTH_URL": "app.example.com"}, "BETTER_AUTH_URL"),
+        ({"BETTER_AUTH_SECRET": WARM_UP_SIGNING_KEY}, "BETTER_AUTH_SECRET is the warm-up's"),
         ({"BETTER_AUTH_URL": "ftp://app.example.com"}, "BETTER_AUTH_URL"),
         ({"BETTER_AUTH_URL": "http://app.example.com"}, "BETTER_AUTH_URL"),
         ({"BETTER_AUTH_JWKS_URL": "file:///etc/passwd"}, "BETTER_AUTH_JWKS_URL"),
