@@ -15,7 +15,8 @@ events go in three phases: the ones that create or only read (create_task and ch
 the next phases use), then the ones on an existing task or conversation, then the deletes.
 
 Any failure (an import error, a wrong-architecture binary, a missing module, an init error, a
-handler error, a wrong status, a timeout) fails the check with the function's log.
+handler error, a wrong status, a timeout, a warm-up step skipped at init) fails the check with the
+function's log.
 """
 
 from __future__ import annotations
@@ -176,8 +177,12 @@ def _wait(run: FunctionRun, deadline: float) -> None:
                 run.body = outcome.body
                 run.status = int(outcome.body.get("statusCode", 0))
                 expected = EXPECTED_STATUS[run.event_file]
+                log = run.log_path.read_text(encoding="utf-8", errors="replace")
+                skipped = warm_up_skipped(log)
                 if run.status != expected:
                     run.failure = f"status {run.status}, expected {expected}"
+                elif skipped:
+                    run.failure = f"the init's warm-up was cut short: {skipped[0]}"
                 return
             if process.poll() is not None:
                 run.failure = f"the runtime exited ({process.returncode}) before answering"
@@ -187,6 +192,24 @@ def _wait(run: FunctionRun, deadline: float) -> None:
                 run.failure = f"timed out during its {phase}"
                 return
             state.changed.wait(timeout=0.5)
+
+
+def warm_up_skipped(log: str) -> list[str]:
+    """The messages of the log's JSON lines in which :mod:`todo_core.warmup` says it skipped a
+    step (it never raises: a step that fails is logged and left to the first request, which would
+    hide a warm-up that does not work on the target runtime)."""
+    messages = []
+    for line in log.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        message = record.get("message") if isinstance(record, dict) else None
+        if isinstance(message, str) and message.startswith("warm-up") and "skipped" in message:
+            messages.append(message)
+    return messages
 
 
 def _ids_from(runs: dict[str, FunctionRun]) -> dict[str, str]:

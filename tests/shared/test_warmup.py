@@ -281,6 +281,7 @@ def test_prime_request_path_never_reaches_the_database_logs_or_keeps_anything(
     unreachable = {**app_environment, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
     capfd.readouterr()
     caplog.set_level(logging.DEBUG, logger="todo-api")
+    verified_before = dict(deps.verified_tokens._entries)  # other tests' tokens, kept as served
     with functions_environment(unreachable):
         statuses = prime_request_path(module.app)
     expected = 200 if name == "health" else 401
@@ -289,4 +290,4 @@ def test_prime_request_path_never_reaches_the_database_logs_or_keeps_anything(
     # No request log line, no metric, nothing on stderr: these requests were nobody's.
     assert capfd.readouterr() == ("", "")
     assert [record.getMessage() for record in caplog.records] == []
-    assert deps.verified_tokens._entries == {}
+    assert deps.verified_tokens._entries == verified_before
