@@ -79,11 +79,15 @@ bench: install  ## Benchmarks (cold start, chat latency, round trips, overhead, 
 bench-docs: install  ## Render BENCHMARKS.md's tables and verdicts from bench/results/*.json
 	$(BIN)/python -m bench.render
 
+# The wheels' architecture for bench-cold-target: the machine's, as trixie-python.sh picks the
+# interpreter's (Debian's name for it, in the wheels' spelling).
+BENCH_ARCH = $(shell dpkg --print-architecture 2>/dev/null | sed 's/^amd64$$/x86_64/; s/^arm64$$/aarch64/')
+
 bench-cold-target: install  ## Section 1b (cold path) on CPython 3.13 with the layer's wheels and bytecode, for this machine's CPU
 	rm -rf .bench/layer
 	$(MAKE) -C shared build-SharedLayer ARTIFACTS_DIR=$(CURDIR)/.bench/layer \
 		PIP="$(CURDIR)/$(BIN)/python -m pip" \
-		PLATFORMS="--platform manylinux2014_$(shell uname -m) --platform manylinux_2_28_$(shell uname -m)"
+		PLATFORMS="--platform manylinux2014_$(BENCH_ARCH) --platform manylinux_2_28_$(BENCH_ARCH)"
 	$(BIN)/python -m bench.cold_start --runtime target
 	$(BIN)/python -m bench.render
 

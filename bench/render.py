@@ -430,7 +430,8 @@ def load_results(results_dir: Path) -> Results:
     for name in RESULT_FILES:
         path = results_dir / f"{name}.json"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: run `make bench`")
+            target = "make bench-cold-target" if name == "cold_start_target" else "make bench"
+            raise FileNotFoundError(f"{path} is missing: run `{target}`")
         results[name] = json.loads(path.read_text(encoding="utf-8"))
     return results
 

@@ -87,7 +87,6 @@ from typing import Any
 
 import fastapi.dependencies.models
 import fastapi.routing
-import jwt
 import psycopg._conninfo_utils
 from fastapi import FastAPI
 from mangum import Mangum
@@ -101,7 +100,7 @@ from sqlmodel import Session
 
 from todo_core.db import get_engine
 from todo_core.observability import logger, publish_cold_start, skip_cold_start
-from todo_core.settings import WARM_UP_SIGNING_KEY, get_settings
+from todo_core.settings import get_settings
 from todo_core.snapstart import register_hooks
 
 # What the first request imports on its own (found by diffing sys.modules around it).
@@ -114,12 +113,21 @@ _time_zones: list[tzinfo] = []
 
 # The synthetic requests of :func:`prime_request_path`.
 PRIME_REQUESTS = 3
-# The synthetic requests' token is signed by WARM_UP_SIGNING_KEY, which the settings refuse as a
-# secret, so it is refused as any forged token is; and its subject is not the path's user, so
-# even an accepted one would stop at the token check (403).
-_PRIME_SUBJECT = "warm-up-token-subject"
+# The synthetic requests' bearer token: {"sub": PRIME_SUBJECT, "exp": 2100-01-01} signed
+# (HS256) by WARM_UP_SIGNING_KEY, which the settings refuse as a secret, so it is refused as any
+# forged token is; and its subject is not the path's user, so even an accepted one would stop at
+# the token check (403). A constant: signing it at init would load PyJWT into the health
+# function, which verifies no token (tests/shared/test_warmup.py checks it against PyJWT).
+PRIME_TOKEN = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"  # noqa: S105  (published: nobody accepts it)
+    ".eyJzdWIiOiJ3YXJtLXVwLXRva2VuLXN1YmplY3QiLCJleHAiOjQxMDI0NDQ4MDB9"
+    ".xFokNJ0_UiApvZhUXrOW7_0DWF52YfLw-EAeSoDMlSE"
+)
+PRIME_SUBJECT = "warm-up-token-subject"
 _PRIME_PATH_USER = "warm-up-path-user"
-_PRIME_EXPIRES = 4_102_444_800  # 2100-01-01: a token of the usual shape
+# What the synthetic requests may answer: refused at the token check, or (a route without one)
+# served without the database. Anything else means they did not go as designed.
+_PRIME_STATUSES = frozenset({401, 200})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # The statuses the synthetic requests got in this container's init (empty outside Lambda, or if
 # they were skipped): what the tests read to know the request path was primed, and how.
@@ -260,14 +268,11 @@ def prime_event(route: fastapi.routing.APIRoute, token: str) -> dict[str, Any]:
 def prime_request_path(app: FastAPI, requests: int = PRIME_REQUESTS) -> list[int]:
     """Send ``requests`` synthetic events for ``app``'s route through Mangum and the app, none
     of which reaches the database (see the module's docstring); returns their statuses."""
-    token = jwt.encode(
-        {"sub": _PRIME_SUBJECT, "exp": _PRIME_EXPIRES}, WARM_UP_SIGNING_KEY, algorithm="HS256"
-    )
     adapter = Mangum(app, lifespan="off")
     statuses = []
     for route in app.router.routes:
         if isinstance(route, fastapi.routing.APIRoute):
-            event = prime_event(route, token)
+            event = prime_event(route, PRIME_TOKEN)
             for _ in range(requests):
                 statuses.append(int(adapter(event, _PRIME_CONTEXT)["statusCode"]))
     return statuses
@@ -302,18 +307,18 @@ def warm_up(app: FastAPI) -> None:
     register_hooks()
     for module in FIRST_REQUEST_IMPORTS:
         importlib.import_module(module)
-    settings_read = False
+    prepared = False
     try:
         # With a store, this creates its client and reads the secrets now (bounded calls:
         # :data:`todo_core.secrets.STORE_ATTEMPTS`).
         get_settings()
-        settings_read = True
         configure_mappers()
         engine = get_engine()
         precompile_statements(engine)
         _create_event_dispatchers(engine)
         _load_connection_defaults()
         _load_time_zones()
+        prepared = True
     except Exception as error:  # the first request meets it again and answers for it
         logger.warning("warm-up skipped: %s", type(error).__name__)
     app.middleware_stack = app.build_middleware_stack()
@@ -324,11 +329,15 @@ def warm_up(app: FastAPI) -> None:
     for route in app.router.routes:
         if endpoint_context is not None and isinstance(route, fastapi.routing.APIRoute):
             endpoint_context(route.dependant.call)
-    if settings_read:  # otherwise each synthetic request would try the store again, and fail
+    # After a failure above, the synthetic requests would meet it again (a store tried again).
+    if prepared:
         try:
             primed_statuses[:] = prime_request_path(app)
         except Exception as error:  # the first request runs that code as it always did
             logger.warning("warm-up request path skipped: %s", type(error).__name__)
+        unexpected = sorted(set(primed_statuses) - _PRIME_STATUSES)
+        if unexpected:
+            logger.warning("warm-up request path skipped: answered %s", unexpected)
     _publish_cold_start()
     gc.freeze()
 

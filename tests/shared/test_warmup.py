@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jwt
 import psycopg
 import pytest
 from bench.harness import event_for, new_user_id, routes
@@ -22,7 +23,14 @@ from bench.wire_counter import CountingProxy
 from devserver.template import import_function
 from tests.conftest import functions_environment
 from todo_core import deps
-from todo_core.warmup import PRIME_REQUESTS, UTC_ZONE_NAMES, prime_request_path
+from todo_core.settings import WARM_UP_SIGNING_KEY
+from todo_core.warmup import (
+    PRIME_REQUESTS,
+    PRIME_SUBJECT,
+    PRIME_TOKEN,
+    UTC_ZONE_NAMES,
+    prime_request_path,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,6 +43,7 @@ event = json.loads(sys.argv[2])
 spec = importlib.util.spec_from_file_location("function", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
+jwt_at_import = "jwt" in sys.modules
 from todo_core.db import get_engine
 pool = get_engine().pool
 connections_at_import = pool.checkedin() + pool.checkedout()
@@ -84,7 +93,7 @@ try:  # the connection's, as the server reported it
     time_zone = get_engine().raw_connection().driver_connection.info.parameter_status("TimeZone")
 except Exception:  # no database: nothing to report
     time_zone = None
-from todo_core.warmup import module_statements, primed_statuses
+from todo_core.warmup import module_statements, primed_statuses, _time_zones
 # Compiled again now that the first connection has initialised the dialect: the same SQL.
 recompiled = {str(statement.compile(dialect=dialect)) for statement in module_statements()}
 print(json.dumps({
@@ -104,6 +113,8 @@ print(json.dumps({
     "precompiled_sql_unchanged": set(precompiled.values()) <= recompiled,
     "primed_statuses": primed_statuses,
     "zone_files_read": len(zone_files_read),
+    "zones_at_import": [zone.key for zone in _time_zones],
+    "jwt_at_import": jwt_at_import,
     "time_zone": time_zone,
 }))
 """
@@ -213,7 +224,11 @@ def test_warm_up_first_request_imports_nothing_and_sends_no_startup_query(
     # The server's time zone (a UTC one here) was loaded at init, not from its file by the first
     # result holding a timestamp.
     assert result["time_zone"] in ("UTC", *UTC_ZONE_NAMES)
+    if result["time_zone"] != "UTC":  # psycopg maps "UTC" itself, without a zone file
+        assert result["time_zone"] in result["zones_at_import"]
     assert result["zone_files_read"] == 0
+    # Health verifies no token: its init loads no JWT library (the synthetic token is a constant).
+    assert result["jwt_at_import"] is (case != "health")
     assert result["new_modules"] == [[], []]
     # The statements were compiled at import, as the initialised dialect compiles them, and the
     # first request found its statements in the cache (no new entry).
@@ -264,9 +279,28 @@ def test_warm_up_outside_lambda_leaves_the_app_untouched() -> None:
     assert app.middleware_stack is None
 
 
+def test_prime_token_is_what_it_says_signed_by_the_published_key() -> None:
+    header = jwt.get_unverified_header(PRIME_TOKEN)
+    claims = jwt.decode(PRIME_TOKEN, WARM_UP_SIGNING_KEY, algorithms=["HS256"])
+    assert (header, claims) == (
+        {"alg": "HS256", "typ": "JWT"},
+        {"sub": PRIME_SUBJECT, "exp": 4_102_444_800},
+    )
+
+
+# The two ways tokens are verified: a shared secret, or only the frontend's JWKS (then no secret:
+# an HS256 token is refused as such, before any key set is fetched; port 1 refuses the fetch).
+AUTH_MODES = {
+    "hs256": {},
+    "jwks": {"BETTER_AUTH_SECRET": "", "BETTER_AUTH_URL": "http://localhost:1"},
+}
+
+
+@pytest.mark.parametrize("auth", sorted(AUTH_MODES))
 @pytest.mark.parametrize("name", sorted(routes()))
 def test_prime_request_path_never_reaches_the_database_logs_or_keeps_anything(
     name: str,
+    auth: str,
     app_environment: dict[str, str],
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
@@ -278,7 +312,11 @@ def test_prime_request_path_never_reaches_the_database_logs_or_keeps_anything(
     module = import_function(ROOT / "functions" / name / "app.py", f"prime_{name}")
     connects: list[object] = []
     monkeypatch.setattr(psycopg, "connect", lambda *args, **kwargs: connects.append(args))
-    unreachable = {**app_environment, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    unreachable = {
+        **app_environment,
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+        **AUTH_MODES[auth],
+    }
     capfd.readouterr()
     caplog.set_level(logging.DEBUG, logger="todo-api")
     verified_before = dict(deps.verified_tokens._entries)  # other tests' tokens, kept as served
@@ -291,3 +329,26 @@ def test_prime_request_path_never_reaches_the_database_logs_or_keeps_anything(
     assert capfd.readouterr() == ("", "")
     assert [record.getMessage() for record in caplog.records] == []
     assert deps.verified_tokens._entries == verified_before
+
+
+def test_warm_up_logs_synthetic_requests_that_did_not_go_as_designed(
+    app_environment: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 500 (or anything but 401, or 200 where no token is checked) at init is logged as a
+    # skipped step, which `make lambda-check` fails on; it never stops the init.
+    from todo_core import warmup  # noqa: PLC0415
+    from todo_core.api import create_app  # noqa: PLC0415
+    from todo_core.tasks.routes import router  # noqa: PLC0415
+
+    app = create_app(router, route="get_task")  # outside Lambda: no warm-up yet
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "get_task")
+    monkeypatch.setattr(warmup, "prime_request_path", lambda app: [401, 500, 401])
+    monkeypatch.setattr(warmup, "_publish_cold_start", lambda: None)
+    monkeypatch.setattr(warmup.gc, "freeze", lambda: None)
+    caplog.set_level(logging.WARNING, logger="todo-api")
+    warmup.warm_up(app)
+    assert [record.getMessage() for record in caplog.records] == [
+        "warm-up request path skipped: answered [500]"
+    ]
