@@ -26,6 +26,7 @@ code sooner than 3.11, which changes the first requests most. Its results go to
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -340,16 +341,11 @@ def _print(rows: list[dict[str, Any]], runs: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    runtime = "this"
-    if "--runtime" in argv:
-        at = argv.index("--runtime")
-        runtime = argv[at + 1] if at + 1 < len(argv) else ""
-        del argv[at : at + 2]
-    if runtime not in ("this", "target"):
-        raise SystemExit("--runtime: this (the default) or target")
-    args = parse_args(__doc__ or "", argv)
-    run(args.quick, args.results_dir, runtime=runtime)
+    runtimes = argparse.ArgumentParser(add_help=False)
+    runtimes.add_argument("--runtime", choices=("this", "target"), default="this")
+    known, rest = runtimes.parse_known_args(argv)
+    args = parse_args(__doc__ or "", rest)
+    run(args.quick, args.results_dir, runtime=known.runtime)
 
 
 if __name__ == "__main__":

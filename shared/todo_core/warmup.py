@@ -59,7 +59,7 @@ failure is logged and left to the first request, which reports it as it always w
   response writing have run, and CPython has specialised their bytecode (3.11 only after a
   function's eighth call, hence three events and not one, though one already gives most of it
   on 3.13). Measured on get_task, 20 paired processes each: the first request's CPU went from a
-  median of 3.9 ms to 2.9 ms on CPython 3.13, 3.8 ms to 3.3 ms on 3.11, for about 1.5 ms of init.
+  median of 3.9 ms to 2.9 ms on CPython 3.13, 3.8 ms to 3.3 ms on 3.11, for about 3 ms of init.
   Failed tokens are never kept (:class:`todo_core.deps.VerifiedTokens`), so nothing of these
   requests outlives them but warmer code.
 
