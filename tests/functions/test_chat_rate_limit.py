@@ -3,6 +3,7 @@ statement that opens the turn (no extra round trip), 429 with Retry-After beyond
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,6 +22,14 @@ def limited(app_environment: dict[str, str]) -> Iterator[None]:
     with functions_environment(
         {"CHAT_TURNS_PER_WINDOW": str(LIMIT), "CHAT_RATE_WINDOW_SECONDS": "60"}
     ):
+        yield
+
+
+@pytest.fixture
+def containers(limited: None) -> Iterator[None]:
+    """Six connections for this process's functions: its threads race as six containers would,
+    on the database, rather than queueing for one connection."""
+    with functions_environment({"DB_POOL_SIZE": "6"}):
         yield
 
 
@@ -82,7 +91,7 @@ def test_chat_rate_limit_does_not_count_a_retry_of_a_held_key(
     assert (replay.status, replay.body) == (200, first.body)
 
 
-@pytest.mark.usefixtures("limited")
+@pytest.mark.usefixtures("containers")
 def test_chat_rate_limit_racing_turns_get_exactly_the_limit(
     chat: Callable[..., Response], alice: str, direct_url: str
 ) -> None:
@@ -90,6 +99,48 @@ def test_chat_rate_limit_racing_turns_get_exactly_the_limit(
         statuses = list(pool.map(lambda _: chat(alice).status, range(2 * LIMIT)))
     assert sorted(statuses) == [200] * LIMIT + [429] * LIMIT
     assert _user_messages(direct_url, alice) == LIMIT
+
+
+def _wait_for_lock_waits(direct_url: str, sessions: int, timeout: float = 10) -> None:
+    """Until ``sessions`` sessions of the test database wait on a lock."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(direct_url, autocommit=True) as connection:
+        while time.monotonic() < deadline:
+            row = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if row is not None and row[0] >= sessions:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"{sessions} sessions never waited on the held lock")
+
+
+@pytest.mark.usefixtures("containers")
+def test_chat_rate_limit_counts_racing_attempts_at_one_keyed_turn_once(
+    chat: Callable[..., Response], alice: str, direct_url: str
+) -> None:
+    """A retry sent before the first attempt committed: both statements start before either
+    has claimed the key (both wait on the user's count, held here), so both count the turn;
+    the one that loses the claim takes its count back, and the user keeps every turn."""
+    assert chat(alice).status == 200  # the user's count exists, at 1
+    with psycopg.connect(direct_url) as holding:
+        holding.execute("SELECT FROM chat_rate WHERE user_id = %s FOR UPDATE", (alice,))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            attempts = [pool.submit(chat, alice, "add milk", "k1") for _ in range(2)]
+            _wait_for_lock_waits(direct_url, 2)
+            holding.commit()
+            answers = [attempt.result(timeout=30) for attempt in attempts]
+    assert 200 in [answer.status for answer in answers], [a.body for a in answers]
+    assert all(answer.status in (200, 409) for answer in answers), [a.body for a in answers]
+    assert _user_messages(direct_url, alice) == 2  # the turn is stored once
+    with psycopg.connect(direct_url) as connection:
+        row = connection.execute(
+            "SELECT turns FROM chat_rate WHERE user_id = %s", (alice,)
+        ).fetchone()
+    assert row == (2,)
+    assert chat(alice).status == 200  # the third turn of three
+    assert chat(alice).status == 429
 
 
 @pytest.mark.usefixtures("limited")

@@ -8,12 +8,20 @@ the limit is left alone, and then the statement stores nothing (no message, no k
 answers a ``limited`` row with the seconds until the window ends (the 429's Retry-After). The
 upsert locks the user's row for the statement only, so two turns racing for the last slot get
 one each. A retry of a turn whose Idempotency-Key is held is not a new turn and is not counted.
+
+Two attempts at one keyed turn that race (a client's retry sent before the first attempt has
+committed) both see no key in their statement's snapshot, so both are counted, though only one
+claims the key and stores the message; within one statement the count cannot depend on the claim,
+which itself depends on the count. The loser's statement reports the window it counted in
+(``counted``), and :data:`UNCOUNT` takes that turn back: one more small statement, on that rare
+path only.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlmodel import Field, SQLModel
 
 from todo_core.db import UTCDateTime
@@ -54,7 +62,7 @@ counted AS (
                             THEN excluded.window_start ELSE r.window_start END
     WHERE r.window_start <= excluded.window_start - (SELECT rate_window FROM input)
        OR r.turns < (SELECT turn_limit FROM input)
-    RETURNING r.user_id
+    RETURNING r.window_start
 ),
 limited AS MATERIALIZED (  -- over the limit: the seconds until the user's window ends
     SELECT greatest(1, ceil(extract(epoch FROM
@@ -64,3 +72,14 @@ limited AS MATERIALIZED (  -- over the limit: the seconds until the user's windo
     WHERE NOT EXISTS (SELECT FROM counted)
 )"""
 """The guard's CTEs; they read the statement's ``input`` and ``candidate``."""
+
+COUNTED_ROW = """
+SELECT 'counted', NULL, NULL, NULL, CAST(counted.window_start AS text), NULL FROM counted"""
+"""The open-turn statement's marker row of a counted turn (the window's start, in ``content``)."""
+
+UNCOUNT = text("""
+UPDATE chat_rate SET turns = turns - 1
+WHERE user_id = CAST(:user_id AS varchar)
+  AND window_start = CAST(:window_start AS timestamptz) AND turns > 0""")
+"""Take back a turn counted by an attempt that lost its key's claim (nothing of it was stored).
+Only in the window it was counted in: a window started since has not counted it."""

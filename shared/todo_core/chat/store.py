@@ -25,7 +25,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from todo_core.chat.models import CONVERSATION_NOT_FOUND, TURN_KEY_SQL
-from todo_core.chat.rate import RATE_CTES, RATE_INPUT
+from todo_core.chat.rate import COUNTED_ROW, RATE_CTES, RATE_INPUT, UNCOUNT
 from todo_core.chat.tool_steps import RecordedStep, recorded_step_from
 from todo_core.chat.types import HistoryMessage, Role
 from todo_core.db import utc_now
@@ -142,6 +142,8 @@ SELECT 'conversation', NULL, candidate.conversation_id, NULL, NULL, NULL FROM ca
 UNION ALL
 SELECT 'limited', CAST(limited.retry_after_seconds AS bigint), NULL, NULL, NULL, NULL
 FROM limited
+UNION ALL
+{COUNTED_ROW}
 """).columns(*_TURN_ROW)  # noqa: S608  (constant fragments; every value is a bound parameter)
 
 # A retry of an unanswered turn whose lease expired: take the lease (compare-and-set on its
@@ -301,6 +303,10 @@ def open_turn(
         raise ChatRateLimited(retry_after_seconds=int(limited.id))
     if not any(row.kind == "conversation" for row in rows):
         raise NotFound(CONVERSATION_NOT_FOUND)
+    counted = next((row for row in rows if row.kind == "counted"), None)
+    if counted is not None:  # a racing attempt at this turn claimed the key: not a new turn
+        session.connection().execute(UNCOUNT, {"user_id": user_id, "window_start": counted.content})
+        session.commit()
     raise KeyHeld()
 
 
