@@ -125,9 +125,11 @@ PRIME_TOKEN = (
 )
 PRIME_SUBJECT = "warm-up-token-subject"
 _PRIME_PATH_USER = "warm-up-path-user"
-# What the synthetic requests may answer: refused at the token check, or (a route without one)
-# served without the database. Anything else means they did not go as designed.
-_PRIME_STATUSES = frozenset({401, 200})
+# What the synthetic requests answer: refused at the token check (a route that checks one), or
+# served without the database (a route that does not). Anything else means they did not go as
+# designed.
+_REFUSED_AT_THE_TOKEN_CHECK = 401
+_SERVED_WITHOUT_THE_DATABASE = 200
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # The statuses the synthetic requests got in this container's init (empty outside Lambda, or if
 # they were skipped): what the tests read to know the request path was primed, and how.
@@ -265,6 +267,30 @@ def prime_event(route: fastapi.routing.APIRoute, token: str) -> dict[str, Any]:
     }
 
 
+def expected_prime_status(route: fastapi.routing.APIRoute) -> int:
+    """What a synthetic request for ``route`` answers: 401 if the route checks the bearer token
+    (:func:`todo_core.deps.authorized_user_id` among its dependencies), else 200."""
+    deps = sys.modules.get("todo_core.deps")  # not loaded: no route of this app checks a token
+    check = getattr(deps, "authorized_user_id", None)
+    checks_token = check is not None and any(
+        dependant.call is check for dependant in _dependencies(route.dependant)
+    )
+    return _REFUSED_AT_THE_TOKEN_CHECK if checks_token else _SERVED_WITHOUT_THE_DATABASE
+
+
+def unexpected_prime_statuses(app: FastAPI, statuses: list[int]) -> list[int]:
+    """The statuses of :func:`prime_request_path`'s requests that are not their route's
+    :func:`expected_prime_status` (a missing answer counts as 0)."""
+    expected = [
+        expected_prime_status(route)
+        for route in app.router.routes
+        if isinstance(route, fastapi.routing.APIRoute)
+        for _ in range(PRIME_REQUESTS)
+    ]
+    answered = statuses + [0] * (len(expected) - len(statuses))
+    return sorted({got for got, want in zip(answered, expected, strict=False) if got != want})
+
+
 def prime_request_path(app: FastAPI, requests: int = PRIME_REQUESTS) -> list[int]:
     """Send ``requests`` synthetic events for ``app``'s route through Mangum and the app, none
     of which reaches the database (see the module's docstring); returns their statuses."""
@@ -331,12 +357,13 @@ def warm_up(app: FastAPI) -> None:
             endpoint_context(route.dependant.call)
     # After a failure above, the synthetic requests would meet it again (a store tried again).
     if prepared:
+        primed_statuses.clear()
         try:
             primed_statuses[:] = prime_request_path(app)
         except Exception as error:  # the first request runs that code as it always did
             logger.warning("warm-up request path skipped: %s", type(error).__name__)
-        unexpected = sorted(set(primed_statuses) - _PRIME_STATUSES)
-        if unexpected:
+        unexpected = unexpected_prime_statuses(app, primed_statuses)
+        if primed_statuses and unexpected:
             logger.warning("warm-up request path skipped: answered %s", unexpected)
     _publish_cold_start()
     gc.freeze()

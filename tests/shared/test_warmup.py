@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fastapi.routing
 import jwt
 import psycopg
 import pytest
@@ -29,7 +30,9 @@ from todo_core.warmup import (
     PRIME_SUBJECT,
     PRIME_TOKEN,
     UTC_ZONE_NAMES,
+    expected_prime_status,
     prime_request_path,
+    unexpected_prime_statuses,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -324,6 +327,10 @@ def test_prime_request_path_never_reaches_the_database_logs_or_keeps_anything(
         statuses = prime_request_path(module.app)
     expected = 200 if name == "health" else 401
     assert statuses == [expected] * PRIME_REQUESTS
+    # What the init's own check expects of each route, worked out from its dependencies.
+    api_routes = [r for r in module.app.router.routes if isinstance(r, fastapi.routing.APIRoute)]
+    assert [expected_prime_status(route) for route in api_routes] == [expected]
+    assert unexpected_prime_statuses(module.app, statuses) == []
     assert connects == []
     # No request log line, no metric, nothing on stderr: these requests were nobody's.
     assert capfd.readouterr() == ("", "")
@@ -331,24 +338,35 @@ def test_prime_request_path_never_reaches_the_database_logs_or_keeps_anything(
     assert deps.verified_tokens._entries == verified_before
 
 
+@pytest.mark.parametrize(
+    ("answered", "logged"),
+    [
+        ([401, 500, 401], [500]),  # a fault
+        ([401, 200, 401], [200]),  # the token accepted, or the check gone
+        ([401, 401], [0]),  # a request missing
+        ([401, 404, 401], [404]),
+    ],
+)
 def test_warm_up_logs_synthetic_requests_that_did_not_go_as_designed(
+    answered: list[int],
+    logged: list[int],
     app_environment: dict[str, str],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A 500 (or anything but 401, or 200 where no token is checked) at init is logged as a
-    # skipped step, which `make lambda-check` fails on; it never stops the init.
+    # Anything but what the route answers by design (get_task checks a token: 401) at init is
+    # logged as a skipped step, which `make lambda-check` fails on; it never stops the init.
     from todo_core import warmup  # noqa: PLC0415
     from todo_core.api import create_app  # noqa: PLC0415
     from todo_core.tasks.routes import router  # noqa: PLC0415
 
     app = create_app(router, route="get_task")  # outside Lambda: no warm-up yet
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "get_task")
-    monkeypatch.setattr(warmup, "prime_request_path", lambda app: [401, 500, 401])
+    monkeypatch.setattr(warmup, "prime_request_path", lambda app: answered)
     monkeypatch.setattr(warmup, "_publish_cold_start", lambda: None)
     monkeypatch.setattr(warmup.gc, "freeze", lambda: None)
     caplog.set_level(logging.WARNING, logger="todo-api")
     warmup.warm_up(app)
     assert [record.getMessage() for record in caplog.records] == [
-        "warm-up request path skipped: answered [500]"
+        f"warm-up request path skipped: answered {logged}"
     ]
