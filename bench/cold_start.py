@@ -14,7 +14,10 @@ standard library (a layer without .pyc on a read-only /opt) and on SnapStart's r
 before-snapshot hooks, fork, after-restore hooks, first event). Functions run as in Lambda
 (``AWS_LAMBDA_FUNCTION_NAME`` set, so the init-phase warm-up runs). Targets: init with bytecode at
 most 0.5x of init without; the first event after init, and after a restore, at most 1.5x a warm
-event plus one connection (psycopg connect and close, measured in the same process).
+event plus one connection (psycopg connect and close, measured in the same process). For
+reference, get_task also runs after an init that served its event against the database
+(``db-primed``, see ``cold_driver.py``): what the first event would cost if init could run the
+database path, which it does not (it would have to connect).
 
 ``--runtime target`` runs every process on Lambda's interpreter version instead of this one:
 CPython 3.13 (Debian 13's, ``shared/trixie-python.sh``), importing the layer as ``make build``
@@ -55,7 +58,7 @@ from bench.harness import (
     temporary_database,
     write_results,
 )
-from bench.render import cold_path_table, cold_start_table
+from bench.render import cold_path_table, cold_start_table, db_primed_line
 
 DRIVER = ROOT / "bench" / "cold_driver.py"
 TRIXIE_PYTHON = ROOT / "shared" / "trixie-python.sh"
@@ -69,6 +72,8 @@ TARGET_RSS_MB = 100.0
 TARGET_BYTECODE_RATIO = 0.5
 TARGET_FIRST_EVENT_FACTOR = 1.5
 VARIANTS = ("normal", "no-bytecode", "restore")
+# The reference variant's function: a read, so that serving its event again changes nothing.
+DB_PRIMED = "get_task"
 # Lambda gives a function one vCPU's worth of CPU at 1,769 MB, in proportion below that.
 FULL_VCPU_MB = 1769
 MEMORY_SIZES_MB = (256, 1024)
@@ -178,6 +183,7 @@ def run(
     cold: dict[str, dict[str, list[dict[str, Any]]]] = {
         variant: {name: [] for name in names} for variant in VARIANTS[1:]
     }
+    primed: list[dict[str, Any]] = []
     with temporary_database("cold") as database:
         environ = {
             **os.environ,
@@ -201,10 +207,16 @@ def run(
                         samples[name].append(result)
                     elif round_:
                         cold[variant][name].append(result)
+            result = _cold_start(
+                sources[DB_PRIMED], events[DB_PRIMED], environ, "db-primed", runtime
+            )
+            if round_:
+                primed.append(result)
     table = _summarize(samples)
     _print(table, runs)
     cold_path = _summarize_cold_path(samples, cold)
     _print_cold_path(cold_path, runs)
+    print(db_primed_line({"db_primed": _summarize_db_primed(primed)}))
     data = {"runs": runs, "target_ratio": TARGET_RATIO, "target_rss_mb": TARGET_RSS_MB}
     cold_data = {
         "target_bytecode_ratio": TARGET_BYTECODE_RATIO,
@@ -212,6 +224,7 @@ def run(
         "memory_sizes_mb": list(MEMORY_SIZES_MB),
         "full_vcpu_mb": FULL_VCPU_MB,
         "cold_path": cold_path,
+        "db_primed": _summarize_db_primed(primed),
     }
     python = samples[names[0]][0]["python"]
     data["python"] = python
@@ -267,6 +280,30 @@ def _summarize_cold_path(
             }
         )
     return rows
+
+
+def _summarize_db_primed(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The reference variant's figures, as a cold path row's, with its budget."""
+    first = _median(runs, "first_event_cpu_ms")
+    warm = _median(runs, "warm_event_cpu_ms")
+    connection = _median(runs, "connection_cpu_ms")
+    budget = round(TARGET_FIRST_EVENT_FACTOR * warm + connection, 2)
+    return {
+        "name": DB_PRIMED,
+        "primed_events": runs[0]["primed_events"],
+        "first_event_cpu_ms": first,
+        "first_event_connect_cpu_ms": _median(runs, "first_event_connect_cpu_ms"),
+        "first_event_less_connect_cpu_ms": round(
+            statistics.median(
+                run["first_event_cpu_ms"] - run["first_event_connect_cpu_ms"] for run in runs
+            ),
+            2,
+        ),
+        "warm_event_cpu_ms": warm,
+        "connection_cpu_ms": connection,
+        "first_event_budget_cpu_ms": budget,
+        "first_event_vs_budget": round(first / budget, 2),
+    }
 
 
 def _print_cold_path(rows: list[dict[str, Any]], runs: int) -> None:
