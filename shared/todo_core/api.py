@@ -16,11 +16,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_core import input_errors
+from todo_core.db import DATABASE_UNAVAILABLE_ERRORS
 from todo_core.errors import AppError, ConfigurationError, PayloadTooLarge, ServiceUnavailable
 from todo_core.observability import logger
 from todo_core.raw_path import RouteOnRawPath
@@ -310,7 +310,7 @@ def create_app(routes: Routes, *, route: str) -> FastAPI:
     app.add_exception_handler(ConfigurationError, _configuration_error_handler)
     app.add_exception_handler(RequestValidationError, input_errors.validation_error_handler)
     app.add_exception_handler(HTTPException, input_errors.unparsable_body_handler)
-    for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+    for database_error in DATABASE_UNAVAILABLE_ERRORS:
         app.add_exception_handler(database_error, _database_unavailable_handler)
     app.add_middleware(input_errors.Utf8Bodies)
     app.add_middleware(RouteOnRawPath)

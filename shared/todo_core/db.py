@@ -36,6 +36,14 @@ from todo_core.settings import Settings, get_settings
 
 _LAST_USED = "todo_core.last_used"
 
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.TimeoutError,
+)
+"""What a statement raises when the database cannot serve it right now (unreachable, a lost
+connection, the pool exhausted, a statement cancelled past ``statement_timeout``): a 503."""
+
 
 def stored_id(value: int | None) -> int:
     """The id of a row read from the database (only a row never stored has none)."""

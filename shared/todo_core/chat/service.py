@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 
 from sqlmodel import Session
@@ -23,7 +23,7 @@ from todo_core.chat.models import (
 )
 from todo_core.chat.store import OpenedTurn, TurnAlreadyAnswered
 from todo_core.chat.tools import TaskTools
-from todo_core.db import utc_now
+from todo_core.db import DATABASE_UNAVAILABLE_ERRORS, utc_now
 from todo_core.errors import (
     AppError,
     AssistantFailed,
@@ -165,7 +165,9 @@ def _answer(
             release_lease(session, user_id=claim.user_id, key=claim.key, now=utc_now())
         if isinstance(error, AssistantFailed | AssistantUnavailable | AssistantTimedOut):
             count(ASSISTANT_ERRORS)  # a model's failure, already logged by its type
-        if isinstance(error, AppError):
+        if isinstance(error, (AppError, *DATABASE_UNAVAILABLE_ERRORS)):
+            # A tool's statement the database could not serve (cancelled past its
+            # statement_timeout, a lost connection) is the database's 503, not the assistant's.
             raise
         # Log the failure's type only: its message could quote the user's words.
         logger.error("assistant failed: %s", type(error).__name__)
@@ -180,7 +182,7 @@ def _answer(
         }
     )
     try:
-        with _settled_if_gone(session, claim):
+        with _settled_if_gone(session, claim), _lease_released_on_database_error(session, claim):
             store.finish_turn(
                 session,
                 user_id=user_id,
@@ -199,6 +201,21 @@ def _answer(
             raise IdempotencyKeyInProgress() from None
         return _replayed(stored)
     return response
+
+
+@contextmanager
+def _lease_released_on_database_error(session: Session, claim: KeyClaim | None) -> Iterator[None]:
+    """A keyed turn whose reply the database could not store (a 503) ends its lease, so that
+    the retry the 503 asks for answers the stored question instead of waiting for the lease
+    (a 409 for 45 s). If the database cannot take that either, the lease runs out by itself."""
+    try:
+        yield
+    except DATABASE_UNAVAILABLE_ERRORS:
+        if claim is not None:
+            with suppress(*DATABASE_UNAVAILABLE_ERRORS):
+                session.rollback()
+                release_lease(session, user_id=claim.user_id, key=claim.key, now=utc_now())
+        raise
 
 
 @contextmanager
