@@ -45,11 +45,17 @@ elif _CONFIGURED == "builtin":
     import todo_core.chat.builtin_assistant  # noqa: F401
 
 
-def create_assistant(name: str, *, tools: TaskTools) -> Assistant:
-    """The assistant named ``name``, acting through ``tools`` (the user's, bound to the turn)."""
+def require_assistant(name: str) -> AssistantFactory:
+    """The factory of the assistant named ``name``; ConfigurationError if there is none. A turn
+    asks before it stores anything: the question of a turn that no assistant can answer used to
+    be stored (and its Idempotency-Key leased for 45 s) before the 500."""
     try:
-        factory = ASSISTANTS[name]
+        return ASSISTANTS[name]
     except KeyError:
         known = ", ".join(sorted(ASSISTANTS))
         raise ConfigurationError(f"CHAT_ASSISTANT={name!r} is not one of: {known}") from None
-    return factory(tools)
+
+
+def create_assistant(name: str, *, tools: TaskTools) -> Assistant:
+    """The assistant named ``name``, acting through ``tools`` (the user's, bound to the turn)."""
+    return require_assistant(name)(tools)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from todo_core.chat import store
-from todo_core.chat.assistant import create_assistant
+from todo_core.chat.assistant import create_assistant, require_assistant
 from todo_core.chat.models import (
     CONVERSATION_NOT_FOUND,
     TITLE_MAX,
@@ -97,6 +97,7 @@ def chat_turn(
     first attempt's reply, waits a little for it (then IdempotencyKeyInProgress), or, if that
     attempt failed or vanished, answers the stored message itself.
     """
+    require_assistant(settings.chat_assistant)  # a misconfigured turn stores nothing
     claim = None
     if idempotency_key is not None:
         claim = KeyClaim.for_request(
