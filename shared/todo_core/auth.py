@@ -81,7 +81,8 @@ def parse_jwks(document: object) -> dict[str, VerificationKey]:
             continue
         declared = entry.get("alg")
         if declared is not None:
-            if declared not in allowed:
+            # Not a string (an array, an object: unhashable) fits no type, like an unknown name.
+            if not isinstance(declared, str) or declared not in allowed:
                 continue
             allowed = frozenset({declared})
         try:
@@ -139,9 +140,10 @@ class JwksCache:
         self._attempted_at = now
         try:
             keys = parse_jwks(json.loads(self._download()))
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             # OSError covers refused, timed out, HTTP errors (urllib's URLError); ValueError bad
-            # JSON or no usable key. The type is enough to tell which; no token is logged.
+            # JSON or no usable key; RecursionError JSON nested deeper than the parser goes. The
+            # type is enough to tell which; no token is logged.
             logger.warning("JWKS fetch failed: %s", type(error).__name__)
             raise ServiceUnavailable("Signing keys unavailable, retry shortly") from None
         self._fetched_at = now
