@@ -14,6 +14,7 @@ all.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,10 @@ class VerifiedTokens:
     refused, every time. Tokens verified with a JWKS key are not kept either: whether one is
     still good depends on the key set, which a refresh can change at any request (a key the
     frontend dropped must stop working as soon as the JWKS says so).
+
+    Thread-safe: the local server runs a function's containers as threads of one process, which
+    share this cache. Without the lock, two of them evicting the oldest entry at once made one
+    fail with a KeyError (a 500). In Lambda the lock is never contended.
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class VerifiedTokens:
         self.max_age = max_age
         self.clock = clock
         self._entries: dict[str, _Verified] = {}
+        self._lock = threading.Lock()
 
     def subject(self, token: str, settings: Settings) -> str:
         """The user ``token`` proves; NotAuthenticated (or ServiceUnavailable) as
@@ -87,14 +93,16 @@ class VerifiedTokens:
         return verified.subject
 
     def _remember(self, token: str, entry: _Verified) -> None:
-        self._entries.pop(token, None)
-        if len(self._entries) >= self.max_entries:
-            # The oldest entry goes: dicts keep insertion order.
-            del self._entries[next(iter(self._entries))]
-        self._entries[token] = entry
+        with self._lock:
+            self._entries.pop(token, None)
+            if len(self._entries) >= self.max_entries:
+                # The oldest entry goes: dicts keep insertion order.
+                del self._entries[next(iter(self._entries))]
+            self._entries[token] = entry
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
 
 verified_tokens = VerifiedTokens()
