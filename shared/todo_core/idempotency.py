@@ -193,10 +193,19 @@ def pg_claim_cte(
 
 
 PG_PURGE_CTE = """purged AS (
-    DELETE FROM idempotency_key AS k USING input
-    WHERE k.user_id = input.user_id AND k.expires_at <= input.now AND k.key <> input.key
+    DELETE FROM idempotency_key AS k
+    WHERE (k.user_id, k.key) IN (
+        SELECT e.user_id, e.key FROM idempotency_key AS e, input
+        WHERE e.user_id = input.user_id AND e.expires_at <= input.now AND e.key <> input.key
+        FOR UPDATE OF e SKIP LOCKED
+    )
 )"""
-"""The user's other expired keys go as a side effect of a keyed write (an index range scan)."""
+"""The user's other expired keys go as a side effect of a keyed write (an index range scan).
+
+A key another request has locked is skipped, not waited for (the next keyed write purges it):
+that request may be taking it over, and has then claimed its own key first, just as this one
+has. Two retries of one user each taking over an expired key of its own, and each waiting in
+its purge for the other's, were a deadlock (one of them a 503)."""
 
 
 # --- Reading and settling a key: one small statement each ---
