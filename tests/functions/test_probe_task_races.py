@@ -148,3 +148,23 @@ def test_probe_keyed_creates_taking_over_expired_keys_do_not_deadlock_on_the_pur
         direct_url, "SELECT key FROM idempotency_key WHERE user_id = %s ORDER BY key", alice
     )
     assert keys in ([("first",), ("second",)], [("first",), ("held",), ("second",)])
+
+
+@pytest.mark.usefixtures("six_connections")
+def test_probe_racing_retries_of_an_expired_key_store_one_task_and_agree(
+    api: ApiClient, alice: str, token_for: Callable[..., str], direct_url: str
+) -> None:
+    """Six retries at once of a request whose key expired (another request's, long ago): one
+    takes the key over and stores one task, the others replay its response."""
+    auth = {"token": token_for(alice)}
+    for round_number in range(5):
+        key = f"old-{round_number}"
+        _expired_key(direct_url, alice, key, timedelta(hours=1))
+        keywords = {**auth, "json_body": {"title": key}, "headers": {"idempotency-key": key}}
+        responses = _at_once(api, [("POST", f"/api/{alice}/tasks", keywords)] * THREADS)
+        assert [r.status for r in responses] == [201] * THREADS, [r.body for r in responses]
+        assert len({r.body for r in responses}) == 1
+        replayed = [r.headers.get("idempotent-replayed") for r in responses]
+        assert sorted(replayed, key=str) == [None] + ["true"] * (THREADS - 1)
+        titles = _rows(direct_url, "SELECT count(*) FROM task WHERE title = %s", key)
+        assert titles == [(1,)]
