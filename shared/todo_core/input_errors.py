@@ -1,8 +1,10 @@
 """How refused input is answered: always a 422 in FastAPI's shape, bounded in size.
 
-- A body must be UTF-8 JSON (RFC 8259 section 8.1). Bytes that are not UTF-8, and a declared
-  ``charset`` other than UTF-8, are refused as they are read (Python's ``json`` would otherwise
-  guess UTF-16 or UTF-32 from the first bytes, and fail on anything else with a bare 400).
+- A body must be UTF-8 JSON (RFC 8259 section 8.1). Bytes that are not UTF-8, a raw NUL byte,
+  and a declared ``charset`` other than UTF-8, are refused as they are read (Python's ``json``
+  would otherwise guess UTF-16 or UTF-32 from the first bytes, and fail on anything else with a
+  bare 400). ASCII in UTF-16 or UTF-32 without a BOM is valid UTF-8, NULs and all; but no UTF-8
+  JSON has a raw NUL (a control character, escaped in strings, not whitespace outside them).
 - JSON the parser gives up on (nested too deeply, an integer of more than 4,300 digits) is the
   same class as malformed JSON: 422, not FastAPI's generic 400.
 - A 422 repeats what it refuses only in part: each problem's ``input`` (and any string in its
@@ -39,7 +41,8 @@ UTF8_NAMES = frozenset({"utf-8", "utf8"})
 
 
 class BodyNotUtf8(ValueError):
-    """The body's bytes are not UTF-8, or its declared charset is another one."""
+    """The body's bytes are not UTF-8 (or hold a raw NUL: UTF-16 or UTF-32 that is also valid
+    UTF-8), or its declared charset is another one."""
 
 
 def _declared_charset(scope: Scope) -> str | None:
@@ -78,12 +81,13 @@ class Utf8Bodies:
                     charset = _declared_charset(scope)
                     if charset is not None and charset not in UTF8_NAMES:
                         raise BodyNotUtf8("charset")
+                body = message.get("body", b"")
                 try:
-                    decoder.decode(
-                        message.get("body", b""), final=not message.get("more_body", False)
-                    )
+                    decoder.decode(body, final=not message.get("more_body", False))
                 except UnicodeDecodeError:
                     raise BodyNotUtf8("bytes") from None
+                if b"\x00" in body:
+                    raise BodyNotUtf8("nul")
             return message
 
         await self.app(scope, checked_receive, send)
@@ -93,6 +97,8 @@ def _unparsable_reason(cause: BaseException | None) -> str:
     if isinstance(cause, BodyNotUtf8):
         if cause.args == ("charset",):
             return "Request body must be UTF-8 JSON (the declared charset is not UTF-8)"
+        if cause.args == ("nul",):
+            return "Request body must be UTF-8 JSON (it has a NUL byte: UTF-16 or UTF-32?)"
         return "Request body is not valid UTF-8"
     if isinstance(cause, RecursionError):
         return "JSON nested too deeply"
