@@ -168,3 +168,32 @@ def test_probe_racing_retries_of_an_expired_key_store_one_task_and_agree(
         assert sorted(replayed, key=str) == [None] + ["true"] * (THREADS - 1)
         titles = _rows(direct_url, "SELECT count(*) FROM task WHERE title = %s", key)
         assert titles == [(1,)]
+
+
+@pytest.mark.usefixtures("six_connections")
+def test_probe_racing_requests_of_one_key_with_two_bodies_store_one_task(
+    api: ApiClient, alice: str, token_for: Callable[..., str], direct_url: str
+) -> None:
+    """One key sent at once with two different bodies (a client bug): one body wins and is
+    stored once, its copies get its response, the other body's copies get the 422."""
+    auth = {"token": token_for(alice)}
+    for round_number in range(5):
+        key = f"two-bodies-{round_number}"
+        calls: list[Call] = [
+            (
+                "POST",
+                f"/api/{alice}/tasks",
+                {**auth, "json_body": {"title": title}, "headers": {"idempotency-key": key}},
+            )
+            for title in ("left", "right") * (THREADS // 2)
+        ]
+        responses = _at_once(api, calls)
+        by_title: dict[str, set[int]] = {"left": set(), "right": set()}
+        for call, response in zip(calls, responses, strict=True):
+            by_title[call[2]["json_body"]["title"]].add(response.status)
+        assert sorted(map(sorted, by_title.values())) == [[201], [422]], by_title
+        winner = next(t for t, statuses in by_title.items() if statuses == {201})
+        assert len({r.body for r in responses if r.status == 201}) == 1
+        stored = _rows(direct_url, "SELECT title FROM task WHERE user_id = %s ORDER BY id", alice)
+        assert len(stored) == round_number + 1  # one task per round
+        assert stored[-1] == (winner,)
