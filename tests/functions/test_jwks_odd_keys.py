@@ -1,4 +1,4 @@
-"""Probe: a JWKS whose entries carry odd JSON types. A key that cannot be used is left out (the
+"""A JWKS whose entries carry odd JSON types. A key that cannot be used is left out (the
 others still verify their tokens); a document that is not a usable JWKS is a 503 like any other
 fetch failure, never a 500."""
 
@@ -33,7 +33,7 @@ KEY_FIELDS = ["kty", "crv", "kid", "alg", "use", "x", "key_ops", "d"]
 
 
 @pytest.mark.parametrize("field", KEY_FIELDS)
-def test_probe_jwks_odd_key_is_left_out_and_the_good_key_still_verifies(
+def test_jwks_odd_key_is_left_out_and_the_good_key_still_verifies(
     api: ApiClient,
     configure_auth: Configure,  # noqa: F811
     jwks_server: JwksServer,  # noqa: F811
@@ -67,7 +67,7 @@ def test_probe_jwks_odd_key_is_left_out_and_the_good_key_still_verifies(
     ],
     ids=["deeply nested", "huge integer", "NaN", "duplicate keys", "not utf-8", "empty"],
 )
-def test_probe_jwks_unreadable_document_is_503(
+def test_jwks_unreadable_document_is_503(
     api: ApiClient,
     configure_auth: Configure,  # noqa: F811
     jwks_server: JwksServer,  # noqa: F811

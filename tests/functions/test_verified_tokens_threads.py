@@ -1,4 +1,4 @@
-"""Probe: the verified-token cache used by several threads at once. The local server (and the
+"""The verified-token cache used by several threads at once. The local server (and the
 race tests) run a function's containers as threads of one process, sharing ``todo_core`` and so
 ``deps.verified_tokens``: once it is full, two requests evicting its oldest entry at the same
 time must not fail (a KeyError there was a 500)."""
@@ -32,7 +32,7 @@ def frequent_thread_switches() -> Iterator[None]:
     sys.setswitchinterval(interval)
 
 
-def test_probe_verified_tokens_evicted_by_racing_threads(
+def test_verified_tokens_evicted_by_racing_threads(
     monkeypatch: pytest.MonkeyPatch, frequent_thread_switches: None
 ) -> None:
     def verified(token: str, *, settings: Settings) -> VerifiedToken:

@@ -1,4 +1,4 @@
-"""Probe: bodies whose bytes are valid UTF-8 but hold raw NUL bytes. ASCII-only JSON written in
+"""Bodies whose bytes are valid UTF-8 but hold raw NUL bytes. ASCII-only JSON written in
 UTF-16 or UTF-32 without a BOM is such a body (each character padded with NULs), and Python's
 ``json`` reads bytes in whichever of UTF-8/16/32 their first four bytes suggest: such a body was
 served (201/200) although a body must be UTF-8 JSON. No UTF-8 JSON holds a raw NUL (RFC 8259:
@@ -26,7 +26,7 @@ def _document(route: Route) -> str:
 
 
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.route_key)
-def test_probe_ascii_json_in_utf16_or_utf32_without_bom_is_422(
+def test_ascii_json_in_utf16_or_utf32_without_bom_is_422(
     route: Route,
     send_to: SendTo,  # noqa: F811
     direct_url: str,

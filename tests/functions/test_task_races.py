@@ -1,4 +1,4 @@
-"""Probe: task writes racing in one process with six database connections (six containers
+"""Task writes racing in one process with six database connections (six containers
 racing on the database, not queueing for one connection): toggles, deletes, updates of one
 task, and keyed creates whose keys expired, whose lazy purge of the user's expired keys meets
 the other request's take-over."""
@@ -48,7 +48,7 @@ def _rows(direct_url: str, query: str, *parameters: Any) -> list[tuple[Any, ...]
 
 
 @pytest.mark.usefixtures("six_connections")
-def test_probe_racing_toggles_each_flip_once_and_deletes_answer_one_204(
+def test_racing_toggles_each_flip_once_and_deletes_answer_one_204(
     api: ApiClient,
     alice: str,
     token_for: Callable[..., str],
@@ -102,7 +102,7 @@ def _waiting_on_locks(direct_url: str) -> int:
 
 
 @pytest.mark.usefixtures("six_connections")
-def test_probe_keyed_creates_taking_over_expired_keys_do_not_deadlock_on_the_purge(
+def test_keyed_creates_taking_over_expired_keys_do_not_deadlock_on_the_purge(
     api: ApiClient, alice: str, token_for: Callable[..., str], direct_url: str
 ) -> None:
     """Two retries by one user, each reusing a key of its own that expired: each takes its key
@@ -151,7 +151,7 @@ def test_probe_keyed_creates_taking_over_expired_keys_do_not_deadlock_on_the_pur
 
 
 @pytest.mark.usefixtures("six_connections")
-def test_probe_racing_retries_of_an_expired_key_store_one_task_and_agree(
+def test_racing_retries_of_an_expired_key_store_one_task_and_agree(
     api: ApiClient, alice: str, token_for: Callable[..., str], direct_url: str
 ) -> None:
     """Six retries at once of a request whose key expired (another request's, long ago): one
@@ -171,7 +171,7 @@ def test_probe_racing_retries_of_an_expired_key_store_one_task_and_agree(
 
 
 @pytest.mark.usefixtures("six_connections")
-def test_probe_racing_requests_of_one_key_with_two_bodies_store_one_task(
+def test_racing_requests_of_one_key_with_two_bodies_store_one_task(
     api: ApiClient, alice: str, token_for: Callable[..., str], direct_url: str
 ) -> None:
     """One key sent at once with two different bodies (a client bug): one body wins and is
