@@ -58,8 +58,10 @@ def completion(
     content: str | None,
     calls: list[dict[str, Any]] | None = None,
     model: str = DEFAULT_MODEL,
+    finish_reason: str | None = None,
 ) -> dict[str, Any]:
-    """A Chat Completions response body with one choice."""
+    """A Chat Completions response body with one choice (``finish_reason``: what a model gives,
+    ``"tool_calls"`` or ``"stop"`` unless said otherwise, such as ``"length"``)."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = calls
@@ -72,7 +74,7 @@ def completion(
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": "tool_calls" if calls else "stop",
+                "finish_reason": finish_reason or ("tool_calls" if calls else "stop"),
                 "logprobs": None,
             }
         ],
@@ -90,9 +92,13 @@ def tool_call(name: str, arguments: dict[str, Any] | str) -> dict[str, Any]:
     }
 
 
-def reply(text: str, *, delay_seconds: float = 0.0) -> ScriptedResponse:
-    """A plain text answer."""
-    return ScriptedResponse(body=completion(content=text), delay_seconds=delay_seconds)
+def reply(
+    text: str, *, delay_seconds: float = 0.0, finish_reason: str | None = None
+) -> ScriptedResponse:
+    """A plain text answer (``finish_reason="length"``: cut at the request's output limit)."""
+    return ScriptedResponse(
+        body=completion(content=text, finish_reason=finish_reason), delay_seconds=delay_seconds
+    )
 
 
 def tool_calls(

@@ -55,6 +55,8 @@ class Settings:
     chat_max_tool_calls_per_round: int = 16
     chat_history_chars: int = 24_000
     chat_system_prompt: str | None = None
+    chat_model_max_output_tokens: int = 0
+    chat_model_max_tokens_field: str = "max_completion_tokens"
     # The cost guard: at most this many turns per user per window (0: no limit).
     chat_turns_per_window: int = 30
     chat_rate_window_seconds: int = 60
@@ -77,6 +79,16 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first by default)."""
+    value = environ.get(name, "").strip()
+    if not value:
+        return choices[0]
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -156,6 +168,13 @@ class _ModelSettings(TypedDict):
     chat_max_tool_calls_per_round: int
     chat_history_chars: int
     chat_system_prompt: str | None
+    chat_model_max_output_tokens: int
+    chat_model_max_tokens_field: str
+
+
+MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens")
+"""The names of a model call's output limit: OpenAI's current one (its reasoning models refuse
+the other), and the older one, which some compatible servers (Ollama's) know alone."""
 
 
 def _model_settings(environ: Mapping[str, str], assistant: str) -> _ModelSettings:
@@ -187,6 +206,10 @@ def _model_settings(environ: Mapping[str, str], assistant: str) -> _ModelSetting
         "chat_max_tool_calls_per_round": _int(environ, "CHAT_MAX_TOOL_CALLS_PER_ROUND", 16),
         "chat_history_chars": _int(environ, "CHAT_HISTORY_CHARS", 24_000, minimum=1000),
         "chat_system_prompt": environ.get("CHAT_SYSTEM_PROMPT", "").strip() or None,
+        "chat_model_max_output_tokens": _int(environ, "CHAT_MODEL_MAX_OUTPUT_TOKENS", 0, minimum=0),
+        "chat_model_max_tokens_field": _choice(
+            environ, "CHAT_MODEL_MAX_TOKENS_FIELD", MAX_TOKENS_FIELDS
+        ),
     }
 
 

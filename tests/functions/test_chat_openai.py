@@ -265,6 +265,72 @@ def test_chat_openai_failure_answers_as_documented_and_a_retry_completes(
     assert FAKE_KEY not in caplog.text
 
 
+OUTPUT_LIMITS = [
+    ({}, {}),
+    ({"CHAT_MODEL_MAX_OUTPUT_TOKENS": "300"}, {"max_completion_tokens": 300}),
+    (
+        {"CHAT_MODEL_MAX_OUTPUT_TOKENS": "300", "CHAT_MODEL_MAX_TOKENS_FIELD": "max_tokens"},
+        {"max_tokens": 300},
+    ),
+    ({"CHAT_MODEL_MAX_OUTPUT_TOKENS": "0", "CHAT_MODEL_MAX_TOKENS_FIELD": "max_tokens"}, {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("settings", "sent"), OUTPUT_LIMITS, ids=["unset", "current name", "older name", "zero"]
+)
+def test_chat_openai_output_limit_is_sent_under_the_configured_name(
+    fake: FakeOpenAI,
+    app_environment: dict[str, str],
+    send_chat: Callable[..., Response],
+    alice: str,
+    settings: dict[str, str],
+    sent: dict[str, int],
+) -> None:
+    fake.reset()
+    with functions_environment(_model_environment(fake.base_url, **settings)):
+        fake.script(tool_calls(("list_tasks", {})), reply("Nothing to do."))
+        assert send_chat(alice, "what is on my list?").status == 200
+    calls = [request.body or {} for request in fake.requests]
+    assert len(calls) == 2  # every model call of the turn carries it
+    for body in calls:
+        names = ("max_completion_tokens", "max_tokens")
+        assert {name: body[name] for name in names if name in body} == sent
+
+
+def test_chat_openai_answer_cut_at_the_output_limit_ends_with_the_marker(
+    model: FakeOpenAI,
+    send_chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model.script(reply("Here is a long story about your tasks, and", finish_reason="length"))
+    answered = send_chat(alice, SECRET_MESSAGE)
+    assert answered.status == 200, answered.body
+    text = "Here is a long story about your tasks, and […]"
+    assert answered.json()["response"] == text
+    assert _messages(direct_url)[-1][:2] == ("assistant", text)
+    assert "model answer cut at its output limit" in caplog.text
+
+
+def test_chat_openai_output_limit_reached_before_any_text_is_502(
+    model: FakeOpenAI,
+    send_chat: Callable[..., Response],
+    alice: str,
+    direct_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A reasoning model spends its limit thinking: no text, no tool call.
+    model.script(reply("", finish_reason="length"))
+    failed = send_chat(alice, SECRET_MESSAGE, key=KEY)
+    assert failed.status == 502, failed.body
+    assert "model reached its output limit before answering" in caplog.text
+    assert _messages(direct_url) == [("user", SECRET_MESSAGE, None)]
+    retried = send_chat(alice, SECRET_MESSAGE, key=KEY)  # the scripted agent answers now
+    assert retried.status == 200, retried.body
+
+
 def test_chat_openai_long_reply_is_cut_to_the_limit_with_a_marker(
     model: FakeOpenAI,
     send_chat: Callable[..., Response],

@@ -23,6 +23,9 @@ MODEL = {**BASE, "OPENAI_API_KEY": "sk-test", "CHAT_MODEL": "gpt-test"}
         ({**MODEL, "OPENAI_BASE_URL": "http://models.example.com/v1"}, "OPENAI_BASE_URL"),
         ({**MODEL, "CHAT_TURNS_PER_WINDOW": "many"}, "CHAT_TURNS_PER_WINDOW"),
         ({**MODEL, "CHAT_RATE_WINDOW_SECONDS": "0"}, "CHAT_RATE_WINDOW_SECONDS"),
+        ({**MODEL, "CHAT_MODEL_MAX_OUTPUT_TOKENS": "-1"}, "CHAT_MODEL_MAX_OUTPUT_TOKENS"),
+        ({**MODEL, "CHAT_MODEL_MAX_OUTPUT_TOKENS": "1e3"}, "CHAT_MODEL_MAX_OUTPUT_TOKENS"),
+        ({**MODEL, "CHAT_MODEL_MAX_TOKENS_FIELD": "max_output"}, "CHAT_MODEL_MAX_TOKENS_FIELD"),
     ],
 )
 def test_model_settings_name_the_bad_variable(environ: dict[str, str], variable: str) -> None:

@@ -33,6 +33,8 @@ DEFAULTS: dict[str, object] = {
     "CHAT_MAX_TOOL_ROUNDS": SETTINGS.chat_max_tool_rounds,
     "CHAT_MAX_TOOL_CALLS_PER_ROUND": SETTINGS.chat_max_tool_calls_per_round,
     "CHAT_HISTORY_CHARS": SETTINGS.chat_history_chars,
+    "CHAT_MODEL_MAX_OUTPUT_TOKENS": SETTINGS.chat_model_max_output_tokens,
+    "CHAT_MODEL_MAX_TOKENS_FIELD": SETTINGS.chat_model_max_tokens_field,
     "CHAT_TURNS_PER_WINDOW": SETTINGS.chat_turns_per_window,
     "CHAT_RATE_WINDOW_SECONDS": SETTINGS.chat_rate_window_seconds,
     "IDEMPOTENCY_KEY_TTL_SECONDS": SETTINGS.idempotency_key_ttl_seconds,

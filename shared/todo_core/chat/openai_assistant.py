@@ -40,7 +40,7 @@ from todo_core.chat.model_messages import (
     tool_message,
 )
 from todo_core.chat.tools import TOOL_SCHEMAS, TaskTools, tool_error
-from todo_core.chat.types import AssistantReply, HistoryMessage
+from todo_core.chat.types import REPLY_CUT_MARKER, AssistantReply, HistoryMessage
 from todo_core.errors import AssistantFailed, AssistantTimedOut, AssistantUnavailable
 from todo_core.observability import logger
 from todo_core.settings import Settings
@@ -169,14 +169,21 @@ class OpenAIAssistant:
             messages.extend(replayed_rounds(self.tools.user_message_id, replayed))
         budget = _Budget(self.settings.chat_model_timeout_seconds)
         while True:
-            answer = self._complete(messages, budget)
+            answer, finish_reason = self._complete(messages, budget)
+            cut = finish_reason == "length"  # stopped at CHAT_MODEL_MAX_OUTPUT_TOKENS
             calls = answer.tool_calls or []
             if not calls:
                 # A model's text may hold what PostgreSQL cannot store (NUL, a lone surrogate).
                 text = storable(answer.content or "").strip()
                 if not text:
-                    logger.error("model answered with neither text nor tool calls")
+                    if cut:
+                        logger.error("model reached its output limit before answering")
+                    else:
+                        logger.error("model answered with neither text nor tool calls")
                     raise AssistantFailed()
+                if cut:  # the reader sees that text is missing, as for CHAT_MAX_REPLY_CHARS
+                    logger.warning("model answer cut at its output limit")
+                    text += REPLY_CUT_MARKER
                 return AssistantReply(text, list(self.tools.calls))
             # The rounds are the turn's: a retry continues after the recorded ones, and once
             # they are spent its model call must answer in text (its tools are not run).
@@ -219,9 +226,16 @@ class OpenAIAssistant:
                 result = self.tools.call(name, arguments)
             messages.append(tool_message(call_id, result))
 
-    def _complete(self, messages: list[ModelMessage], budget: _Budget) -> Any:
+    def _output_limit(self, field: str) -> int | openai.Omit:
+        """The call's output limit if the provider knows it as ``field``; else left out."""
+        limit = self.settings.chat_model_max_output_tokens
+        if limit and self.settings.chat_model_max_tokens_field == field:
+            return limit
+        return openai.omit
+
+    def _complete(self, messages: list[ModelMessage], budget: _Budget) -> tuple[Any, Any]:
         """One model call (retried within the budget when the provider says so): the choice's
-        message."""
+        message and its finish reason."""
         retries = self.settings.chat_model_max_retries
         while True:
             remaining = budget.remaining()
@@ -235,6 +249,8 @@ class OpenAIAssistant:
                         messages=messages,  # type: ignore[arg-type]
                         tools=TOOL_SCHEMAS,  # type: ignore[arg-type]
                         timeout=remaining,
+                        max_completion_tokens=self._output_limit("max_completion_tokens"),
+                        max_tokens=self._output_limit("max_tokens"),
                     )
             except openai.APITimeoutError:
                 logger.warning("model call timed out")
@@ -270,11 +286,12 @@ class OpenAIAssistant:
             return _first_message(completion)
 
 
-def _first_message(completion: Any) -> Any:
+def _first_message(completion: Any) -> tuple[Any, Any]:
     try:
-        message = completion.choices[0].message
+        choice = completion.choices[0]
+        message = choice.message
     except (AttributeError, IndexError, TypeError):
-        message = None
+        choice = message = None
     if message is None:
         logger.error("model answer has no message")
         raise AssistantFailed()
@@ -282,7 +299,7 @@ def _first_message(completion: Any) -> Any:
         if getattr(call, "function", None) is None or not getattr(call, "id", None):
             logger.error("model answer has a malformed tool call")
             raise AssistantFailed()
-    return message
+    return message, getattr(choice, "finish_reason", None)
 
 
 def create_openai_assistant(tools: TaskTools, settings: Settings) -> OpenAIAssistant:

@@ -23,6 +23,7 @@ from todo_core.chat.models import (
 )
 from todo_core.chat.store import OpenedTurn, TurnAlreadyAnswered
 from todo_core.chat.tools import TaskTools
+from todo_core.chat.types import REPLY_CUT_MARKER
 from todo_core.db import DATABASE_UNAVAILABLE_ERRORS, utc_now
 from todo_core.errors import (
     AppError,
@@ -54,10 +55,6 @@ this long."""
 IN_PROGRESS_WAIT_SECONDS = 5.0
 """How long a retry waits for the first attempt to finish before answering 409."""
 IN_PROGRESS_POLL_SECONDS = 0.1
-
-
-REPLY_CUT_MARKER = " […]"
-"""Ends a reply cut to ``CHAT_MAX_REPLY_CHARS``: the reader sees that text is missing."""
 
 
 def bounded_reply(text: str, max_chars: int) -> str:

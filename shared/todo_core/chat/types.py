@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+REPLY_CUT_MARKER = " […]"
+"""Ends a reply that was cut (to ``CHAT_MAX_REPLY_CHARS``, or by the model's output limit): the
+reader sees that text is missing."""
+
 
 class Role(StrEnum):
     user = "user"
