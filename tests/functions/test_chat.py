@@ -162,6 +162,20 @@ def test_chat_bad_input_is_422_and_stores_nothing(
         assert connection.execute("SELECT count(*) FROM message").fetchone() == (0,)
 
 
+@pytest.mark.parametrize("message", ["", "   ", "\u3000\n"])
+def test_chat_blank_message_error_counts_characters(
+    api: ApiClient, alice: str, token_for: Callable[..., str], message: str
+) -> None:
+    body = {"message": message}
+    response = api.post(f"/api/{alice}/chat", token=token_for(alice), json_body=body)
+    assert response.status == 422
+    [problem] = response.json()["detail"]
+    assert (problem["type"], problem["msg"]) == (
+        "string_too_short",
+        "String should have at least 1 character",
+    )
+
+
 def test_chat_message_of_4000_characters_after_trimming_is_accepted(
     send_chat: Send, alice: str
 ) -> None:

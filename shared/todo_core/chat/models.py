@@ -124,8 +124,8 @@ class ChatRequestBase(SQLModel):
     ) = None
     message: Annotated[
         str,
+        StringConstraints(min_length=1),  # before the trimming: see tasks.models.Title
         Trimmed,
-        StringConstraints(min_length=1),
         StorableText,
         PydanticField(json_schema_extra=_document_message),
     ]

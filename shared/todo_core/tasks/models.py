@@ -17,10 +17,14 @@ from todo_core.text import SingleLine, SingleLineSchema, StorableText, TextSchem
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 
+# The constraints before the trimming in this list: the trimming (a before-validator) then wraps
+# the constrained string, which reports its length in characters ("String should have at most
+# 200 characters"); after it, they would be a generic check ("Value should have at most 200
+# items after validation").
 Title = Annotated[
     str,
-    Trimmed,
     StringConstraints(min_length=1, max_length=TITLE_MAX),
+    Trimmed,
     SingleLine,
     SingleLineSchema,
 ]
