@@ -155,3 +155,25 @@ def test_chat_rate_limit_costs_no_round_trip(
     refused, counts = wire.measure(lambda: chat(alice))
     assert refused.status == 429
     assert counts.round_trips == 1, counts.sql  # the opening statement, which stored nothing
+
+
+@pytest.mark.usefixtures("containers")
+def test_chat_rate_limit_racing_retry_of_the_last_turn_is_not_refused(
+    chat: Callable[..., Response], alice: str, direct_url: str
+) -> None:
+    """The same race at the user's last turn of the window: the attempt that loses the key
+    finds the count at the limit (the winner's), but it is a retry, not a new turn: it gets the
+    turn's answer (or a 409 while it runs), never a 429."""
+    for _ in range(LIMIT - 1):
+        assert chat(alice).status == 200
+    with psycopg.connect(direct_url) as holding:
+        holding.execute("SELECT FROM chat_rate WHERE user_id = %s FOR UPDATE", (alice,))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            attempts = [pool.submit(chat, alice, "add milk", "k-last") for _ in range(2)]
+            _wait_for_lock_waits(direct_url, 2)
+            holding.commit()
+            answers = [attempt.result(timeout=30) for attempt in attempts]
+    assert sorted(answer.status for answer in answers) in ([200, 200], [200, 409]), [
+        (a.status, a.body) for a in answers
+    ]
+    assert _user_messages(direct_url, alice) == LIMIT

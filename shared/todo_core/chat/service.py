@@ -30,6 +30,7 @@ from todo_core.errors import (
     AssistantFailed,
     AssistantTimedOut,
     AssistantUnavailable,
+    ChatRateLimited,
     IdempotencyKeyInProgress,
     NotFound,
 )
@@ -123,6 +124,15 @@ def chat_turn(
         )
     except KeyHeld:
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
+        return _retry_turn(session, claim=claim, message=message, settings=settings)
+    except ChatRateLimited:
+        # An attempt racing this one at the same key took the user's last turn of the window
+        # and claimed the key after this statement's snapshot: this is its retry, not a new
+        # turn (one more look at the key, on the 429 path only).
+        if claim is None:
+            raise
+        if read_key(session, user_id=user_id, key=claim.key, now=claim.now) is None:
+            raise
         return _retry_turn(session, claim=claim, message=message, settings=settings)
     except NotFound:
         # A retry whose conversation has gone since still replays what its key recorded
