@@ -172,6 +172,10 @@ class _ModelSettings(TypedDict):
     chat_model_max_tokens_field: str
 
 
+ASSISTANT_NAMES = ("builtin", "openai")
+"""What ``CHAT_ASSISTANT`` may name (the first is the default): the keys of
+:data:`todo_core.chat.assistant.ASSISTANTS`."""
+
 MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens")
 """The names of a model call's output limit: OpenAI's current one (its reasoning models refuse
 the other), and the older one, which some compatible servers (Ollama's) know alone."""
@@ -250,7 +254,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "BETTER_AUTH_SECRET is the warm-up's published signing key: use a random secret"
         )
     jwks_url, issuer, audience = _jwks_settings(environ)
-    assistant = environ.get("CHAT_ASSISTANT", "").strip() or "builtin"
+    assistant = _choice(environ, "CHAT_ASSISTANT", ASSISTANT_NAMES)
     return Settings(
         database_url=database_url,
         better_auth_secret=secret,

@@ -23,6 +23,8 @@ MODEL = {**BASE, "OPENAI_API_KEY": "sk-test", "CHAT_MODEL": "gpt-test"}
         ({**MODEL, "OPENAI_BASE_URL": "http://models.example.com/v1"}, "OPENAI_BASE_URL"),
         ({**MODEL, "CHAT_TURNS_PER_WINDOW": "many"}, "CHAT_TURNS_PER_WINDOW"),
         ({**MODEL, "CHAT_RATE_WINDOW_SECONDS": "0"}, "CHAT_RATE_WINDOW_SECONDS"),
+        ({**BASE, "CHAT_ASSISTANT": "gpt"}, "CHAT_ASSISTANT"),
+        ({**BASE, "CHAT_ASSISTANT": "OpenAI"}, "CHAT_ASSISTANT"),
         ({**MODEL, "CHAT_MODEL_MAX_OUTPUT_TOKENS": "-1"}, "CHAT_MODEL_MAX_OUTPUT_TOKENS"),
         ({**MODEL, "CHAT_MODEL_MAX_OUTPUT_TOKENS": "1e3"}, "CHAT_MODEL_MAX_OUTPUT_TOKENS"),
         ({**MODEL, "CHAT_MODEL_MAX_TOKENS_FIELD": "max_output"}, "CHAT_MODEL_MAX_TOKENS_FIELD"),
@@ -46,3 +48,10 @@ def test_model_settings_defaults_fit_the_function_timeout() -> None:
 def test_model_settings_builtin_needs_no_key() -> None:
     settings = load_settings({"DATABASE_URL": "postgresql://u@h/db"})
     assert (settings.chat_assistant, settings.openai_api_key) == ("builtin", None)
+
+
+def test_model_settings_name_every_assistant_there_is() -> None:
+    from todo_core.chat.assistant import ASSISTANTS  # noqa: PLC0415
+    from todo_core.settings import ASSISTANT_NAMES  # noqa: PLC0415
+
+    assert set(ASSISTANT_NAMES) == set(ASSISTANTS)

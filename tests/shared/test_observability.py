@@ -168,22 +168,22 @@ def test_chat_logs_carry_no_message_content(
         _event("POST", path, route, token, json.dumps({"message": f"hi {CANARY}"}).encode()),
         _event("POST", path, route, token, json.dumps({"message": CANARY * 2000}).encode()),
     ]
-    # CHAT_ASSISTANT names no assistant for the last pair: a turn fails after storing the
-    # message (a 500 "Server misconfigured", the log naming the setting, not the message), and
-    # an oversized message is a 422 whose input is not logged either.
-    lines, output, statuses = _run([(*chat, e) for e in events[:2]], app_environment, tmp_path)
-    bad_lines, bad_output, bad_statuses = _run(
-        [(*chat, e) for e in events[2:]],
-        {**app_environment, "CHAT_ASSISTANT": "missing"},
-        tmp_path,
+    # An oversized message is a 422 whose input is not logged; with CHAT_ASSISTANT naming no
+    # assistant, a turn is a 500 "Server misconfigured", the log naming the setting, not the
+    # message.
+    lines, output, statuses = _run(
+        [(*chat, e) for e in (events[0], events[1], events[3])], app_environment, tmp_path
     )
-    assert statuses == [200, 200]
-    assert bad_statuses == [500, 422]
+    bad_lines, bad_output, bad_statuses = _run(
+        [(*chat, events[2])], {**app_environment, "CHAT_ASSISTANT": "missing"}, tmp_path
+    )
+    assert statuses == [200, 200, 422]
+    assert bad_statuses == [500]
     everything = output + bad_output
     assert CANARY not in everything
     assert token not in everything
     requests = [line for line in lines + bad_lines if line.get("message") == "request"]
-    assert [r["status"] for r in requests] == [200, 200, 500, 422]
+    assert [r["status"] for r in requests] == [200, 200, 422, 500]
     assert any("CHAT_ASSISTANT" in line.get("message", "") for line in bad_lines)
     turns = [line["ChatTurns"] for line in lines if "ChatTurns" in line]
     assert turns == [[1.0], [1.0]]

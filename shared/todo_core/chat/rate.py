@@ -73,13 +73,19 @@ limited AS MATERIALIZED (  -- over the limit: the seconds until the user's windo
 )"""
 """The guard's CTEs; they read the statement's ``input`` and ``candidate``."""
 
-COUNTED_ROW = """
-SELECT 'counted', NULL, NULL, NULL, CAST(counted.window_start AS text), NULL FROM counted"""
-"""The open-turn statement's marker row of a counted turn (the window's start, in ``content``)."""
+# A window is named by its start in microseconds since the epoch: an integer, which no session
+# setting (DateStyle, TimeZone) changes between the statement that reports it and the one that
+# reads it, which may run on another server connection behind the pooler.
+_WINDOW_MICROSECONDS = "CAST(extract(epoch FROM {start}) * 1000000 AS bigint)"
 
-UNCOUNT = text("""
+_COUNTED_WINDOW = _WINDOW_MICROSECONDS.format(start="counted.window_start")
+COUNTED_ROW = f"""
+SELECT 'counted', {_COUNTED_WINDOW}, NULL, NULL, NULL, NULL FROM counted"""  # noqa: S608  (a constant expression)
+"""The open-turn statement's marker row of a counted turn (its window, in ``id``)."""
+
+UNCOUNT = text(f"""
 UPDATE chat_rate SET turns = turns - 1
-WHERE user_id = CAST(:user_id AS varchar)
-  AND window_start = CAST(:window_start AS timestamptz) AND turns > 0""")
+WHERE user_id = CAST(:user_id AS varchar) AND turns > 0
+  AND {_WINDOW_MICROSECONDS.format(start="window_start")} = CAST(:window AS bigint)""")  # noqa: S608
 """Take back a turn counted by an attempt that lost its key's claim (nothing of it was stored).
 Only in the window it was counted in: a window started since has not counted it."""

@@ -305,7 +305,7 @@ def open_turn(
         raise NotFound(CONVERSATION_NOT_FOUND)
     counted = next((row for row in rows if row.kind == "counted"), None)
     if counted is not None:  # a racing attempt at this turn claimed the key: not a new turn
-        session.connection().execute(UNCOUNT, {"user_id": user_id, "window_start": counted.content})
+        session.connection().execute(UNCOUNT, {"user_id": user_id, "window": counted.id})
         session.commit()
     raise KeyHeld()
 
