@@ -4,6 +4,7 @@ import pytest
 
 from tests.api_client import ApiClient
 from tests.functions.conftest import TwoUsers
+from tests.functions.test_create_task import TITLE_LENGTH_ERRORS
 
 
 def test_update_task_changes_only_sent_fields(
@@ -107,3 +108,17 @@ def test_update_task_unknown_id_is_404(
 ) -> None:
     response = api.put(f"/api/{alice}/tasks/42", token=token_for(alice), json_body={"title": "x"})
     assert response.status == 404
+
+
+@pytest.mark.parametrize(("title", "kind", "message"), TITLE_LENGTH_ERRORS)
+def test_update_task_title_length_errors_count_characters(
+    api: ApiClient, alice: str, token_for: Callable[..., str], title: str, kind: str, message: str
+) -> None:
+    token = token_for(alice)
+    created = api.post(f"/api/{alice}/tasks", token=token, json_body={"title": "t"})
+    path = f"/api/{alice}/tasks/{created.json()['id']}"
+    response = api.put(path, token=token, json_body={"title": title})
+    assert response.status == 422, response.body
+    [problem] = response.json()["detail"]
+    assert (problem["type"], problem["msg"], problem["loc"]) == (kind, message, ["body", "title"])
+    assert api.get(path, token=token).json()["title"] == "t"

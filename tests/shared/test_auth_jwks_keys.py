@@ -10,13 +10,7 @@ import pytest
 
 from tests.api_client import ApiClient
 from tests.jwks_server import JwksServer
-from tests.shared.conftest import (  # noqa: F401  (fixtures)
-    Configure,
-    claims_for,
-    configure_auth,
-    jwks_server,
-    new_signing_key,
-)
+from tests.shared.conftest import Configure, claims_for, new_signing_key
 
 JSON_TYPES: dict[str, Any] = {
     "array": ["EdDSA"],
@@ -35,8 +29,8 @@ KEY_FIELDS = ["kty", "crv", "kid", "alg", "use", "x", "key_ops", "d"]
 @pytest.mark.parametrize("field", KEY_FIELDS)
 def test_jwks_odd_key_is_left_out_and_the_good_key_still_verifies(
     api: ApiClient,
-    configure_auth: Configure,  # noqa: F811
-    jwks_server: JwksServer,  # noqa: F811
+    configure_auth: Configure,
+    jwks_server: JwksServer,
     alice: str,
     field: str,
 ) -> None:
@@ -69,8 +63,8 @@ def test_jwks_odd_key_is_left_out_and_the_good_key_still_verifies(
 )
 def test_jwks_unreadable_document_is_503(
     api: ApiClient,
-    configure_auth: Configure,  # noqa: F811
-    jwks_server: JwksServer,  # noqa: F811
+    configure_auth: Configure,
+    jwks_server: JwksServer,
     alice: str,
     document: bytes,
     monkeypatch: pytest.MonkeyPatch,
