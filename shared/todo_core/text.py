@@ -27,18 +27,32 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
+# Unicode's Default_Ignorable_Code_Point characters of the Basic Multilingual Plane: they render
+# as nothing (zero-width spaces and joiners, direction marks, the soft hyphen, variation
+# selectors, Hangul fillers). A title or a message made of them alone would show as blank.
+# Astral ones are left out: a JSON Schema pattern sees them as two UTF-16 code units.
+_INVISIBLE_RANGES = (
+    r"\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+)
+
 _NO_CONTROL = r"[^\u0000-\u001f\u007f-\u009f]"
 _NO_CONTROL_BUT_LINES = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]"
-_VISIBLE = r"[^\s\u0000-\u001f\u007f-\u009f]"
+_VISIBLE = rf"[^\s\u0000-\u001f\u007f-\u009f{_INVISIBLE_RANGES}]"
+# The same class for Python's re, whose \s is not ECMAScript's: the whitespace spelled out.
+_VISIBLE_CHARACTER = re.compile(
+    "[^" + re.escape(WHITESPACE) + rf"\u0000-\u001f\u007f-\u009f{_INVISIBLE_RANGES}]"
+)
 
 SINGLE_LINE_PATTERN = f"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"
-"""One line, no control characters, at least one character that is not whitespace."""
+"""One line, no control characters, at least one visible character (not whitespace, not one
+that renders as nothing)."""
 
 TEXT_PATTERN = f"^{_NO_CONTROL_BUT_LINES}*$"
 """Free text: newlines, tabs and carriage returns allowed, other control characters not."""
 
 NON_BLANK_TEXT_PATTERN = f"^{_NO_CONTROL_BUT_LINES}*{_VISIBLE}{_NO_CONTROL_BUT_LINES}*$"
-"""Free text with at least one character that is not whitespace."""
+"""Free text with at least one visible character."""
 
 IDEMPOTENCY_KEY_MAX = 255
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
@@ -71,11 +85,22 @@ def storable(value: str) -> str:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
+def _visible(value: str) -> str:
+    # Empty (after trimming) is the length constraint's to report.
+    if value and _VISIBLE_CHARACTER.search(value) is None:
+        raise ValueError("must have a visible character (not only invisible ones)")
+    return value
+
+
 def _single_line(value: str) -> str:
     _storable(value)
     if _ANY_CONTROL.search(value):
         raise ValueError("must be a single line without control characters")
-    return value
+    return _visible(value)
+
+
+def _non_blank_text(value: str) -> str:
+    return _visible(_storable(value))
 
 
 Trimmed = BeforeValidator(trim)
@@ -86,6 +111,9 @@ SingleLine = AfterValidator(_single_line)
 
 StorableText = AfterValidator(_storable)
 """Refuses NUL, lone surrogates and control characters other than newline, tab and CR."""
+
+NonBlankText = AfterValidator(_non_blank_text)
+""":data:`StorableText` that shows something: at least one visible character."""
 
 SingleLineSchema = Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN})
 TextSchema = Field(json_schema_extra={"pattern": TEXT_PATTERN})

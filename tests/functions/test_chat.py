@@ -134,6 +134,7 @@ def test_chat_requires_a_token_and_the_right_user(
         ({"message": "\u0085"}, ["body", "message"]),  # NEL: C1, and whitespace to Python
         ({"message": "csi \u009b31m"}, ["body", "message"]),
         ({"message": "lone \udc00"}, ["body", "message"]),
+        ({"message": "\u200b\n\u200d"}, ["body", "message"]),  # nothing visible
         ({"message": 42}, ["body", "message"]),
         ({"message": ["add milk"]}, ["body", "message"]),
         ({"message": "hi", "conversation_id": "abc"}, ["body", "conversation_id"]),

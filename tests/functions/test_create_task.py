@@ -49,6 +49,8 @@ def test_create_task_is_stored(
         ({"title": "x" * 201}, ["body", "title"]),
         ({"title": "nul\u0000byte"}, ["body", "title"]),
         ({"title": "line\nbreak"}, ["body", "title"]),
+        ({"title": "\u200b"}, ["body", "title"]),  # renders as nothing: zero-width space
+        ({"title": " \u200f\u2060\ufe0f "}, ["body", "title"]),  # a mark, a joiner, a selector
         ({"title": "surrogate \ud800"}, ["body", "title"]),
         ({"title": 5}, ["body", "title"]),
         ({"title": None}, ["body", "title"]),
@@ -94,6 +96,16 @@ def test_create_task_title_length_errors_count_characters(
     assert response.status == 422, response.body
     [problem] = response.json()["detail"]
     assert (problem["type"], problem["msg"], problem["loc"]) == (kind, message, ["body", "title"])
+
+
+@pytest.mark.parametrize("title", ["\u200bok", "\u2139\ufe0f", "\u05e9\u05dc\u05d5\u05dd!\u200f"])
+def test_create_task_title_with_invisible_characters_beside_visible_ones_is_kept(
+    api: ApiClient, alice: str, token_for: Callable[..., str], title: str
+) -> None:
+    # A zero-width space, an emoji's variation selector, a right-to-left mark: kept as sent.
+    response = api.post(f"/api/{alice}/tasks", token=token_for(alice), json_body={"title": title})
+    assert response.status == 201, response.body
+    assert response.json()["title"] == title
 
 
 def test_create_task_title_of_200_characters_accepted(

@@ -29,7 +29,7 @@ from sqlmodel import Field, SQLModel
 from todo_core.chat.types import Role
 from todo_core.db import UTCDateTime, UTCTimestamp, utc_now
 from todo_core.ids import MAX_ID, USER_ID_MAX
-from todo_core.text import NON_BLANK_TEXT_PATTERN, StorableText, Trimmed
+from todo_core.text import NON_BLANK_TEXT_PATTERN, NonBlankText, Trimmed
 
 TITLE_MAX = 200
 CONVERSATION_NOT_FOUND = "Conversation not found"
@@ -126,7 +126,7 @@ class ChatRequestBase(SQLModel):
         str,
         StringConstraints(min_length=1),  # before the trimming: see tasks.models.Title
         Trimmed,
-        StorableText,
+        NonBlankText,
         PydanticField(json_schema_extra=_document_message),
     ]
 
