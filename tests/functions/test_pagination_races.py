@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from tests.api_client import ApiClient, Response
 from tests.conftest import functions_environment
 from tests.functions.test_list_tasks import _next_page
+from todo_core.chat import store as store_module
 
 WRITERS = 5
 WALKS = 4
@@ -213,3 +215,37 @@ def test_list_messages_walk_while_turns_are_added_neither_skips_nor_repeats(
         # Each page oldest first, pages newest first: reversed, one turn-ordered sequence.
         ids = [m for page in reversed(pages) for m in page]
         assert [m for m in ids if m in before] == sorted(before)
+
+
+def test_list_conversations_turn_with_an_earlier_clock_never_moves_a_conversation_back(
+    api: ApiClient,
+    send_chat: Send,
+    alice: str,
+    token_for: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A turn's statements read the clock before they run: one that read it, then waited (for a
+    # pooled connection, for the row lock behind a later turn's statement), or ran in a
+    # container whose clock lags, commits an activity older than the conversation's last.
+    older, newer = (send_chat(alice, f"add {n}").json()["conversation_id"] for n in range(2))
+    url, token = f"/api/{alice}/conversations", token_for(alice)
+    first = api.get(url, token=token, params={"limit": 1}).json()
+    assert [c["id"] for c in first["items"]] == [newer]
+    real_now = store_module.utc_now
+
+    def lagging() -> datetime:
+        return real_now() - timedelta(seconds=5)
+
+    monkeypatch.setattr(store_module, "utc_now", lagging)
+    assert send_chat(alice, "list my tasks", newer).status == 200
+    monkeypatch.setattr(store_module, "utc_now", real_now)
+    rest: list[int] = []
+    params: dict[str, Any] = {"limit": 1, "cursor": first["next_cursor"]}
+    while params["cursor"] is not None:
+        page = api.get(url, token=token, params=params).json()
+        rest += [c["id"] for c in page["items"]]
+        params["cursor"] = page["next_cursor"]
+    assert rest == [older]  # not the one already listed, again
+    latest = api.get(url, token=token).json()["items"]
+    assert [c["id"] for c in latest] == [newer, older]
+    assert latest[0]["updated_at"] == first["items"][0]["updated_at"]  # its last activity

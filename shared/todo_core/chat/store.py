@@ -125,8 +125,9 @@ created AS (
     SELECT turn.conversation_id, input.user_id, input.title, input.now, input.now
     FROM turn, input WHERE input.conversation_id IS NULL
 ),
-touched AS (
-    UPDATE conversation SET updated_at = input.now FROM turn, input
+touched AS (  -- never back: a statement that read the clock earlier may commit later
+    UPDATE conversation SET updated_at = greatest(conversation.updated_at, input.now)
+    FROM turn, input
     WHERE conversation.id = turn.conversation_id AND input.conversation_id IS NOT NULL
 ),
 stored AS (
@@ -194,8 +195,9 @@ stored AS (
     WHERE c.id = input.conversation_id AND c.user_id = input.user_id
     RETURNING id
 ),
-touched AS (
-    UPDATE conversation SET updated_at = input.now FROM input
+touched AS (  -- never back, as in the turn's first statement
+    UPDATE conversation SET updated_at = greatest(conversation.updated_at, input.now)
+    FROM input
     WHERE conversation.id = input.conversation_id AND conversation.user_id = input.user_id
 ),
 answered AS (  -- the turn's Idempotency-Key, if it has one, gets the response
