@@ -1,3 +1,4 @@
+import json
 from collections.abc import Callable
 
 import psycopg
@@ -156,3 +157,31 @@ def test_list_messages_page_stops_at_its_byte_budget_and_pages_on(
     ]
     assert len(everything) == 8
     assert len({m["id"] for m in everything}) == 8
+
+
+def test_list_messages_page_just_past_its_byte_budget_with_its_envelope_stops_and_ends_right(
+    api: ApiClient, send_chat: Send, alice: str, token_for: Callable[..., str], direct_url: str
+) -> None:
+    # The messages' own JSON exactly at the budget: the page's, with its brackets and commas,
+    # passes it. The page stops before the last message, and the walk ends without an empty page.
+    conversation_id = send_chat(alice, "hello").json()["conversation_id"]
+    url, token = f"/api/{alice}/conversations/{conversation_id}/messages", token_for(alice)
+    items = api.get(url, token=token).json()["items"]
+    sizes = [len(json.dumps(m, ensure_ascii=False, separators=(",", ":")).encode()) for m in items]
+    grow = 1_000_000 - sum(sizes)
+    with psycopg.connect(direct_url) as connection:
+        connection.execute(
+            "UPDATE message SET content = content || repeat('x', %s) WHERE role = 'assistant'",
+            (grow,),
+        )
+    pages, params = [], {"limit": 50}
+    while True:
+        response = api.get(url, token=token, params=params)
+        assert response.status == 200, response.body
+        page = response.json()
+        pages.append(page["items"])
+        assert len(response.body) <= 1_000_000 or len(page["items"]) == 1
+        if page["next_cursor"] is None:
+            break
+        params = {"limit": 50, "cursor": page["next_cursor"]}
+    assert [[m["role"] for m in page] for page in pages] == [["assistant"], ["user"]]

@@ -91,7 +91,7 @@ _MESSAGE = TypeAdapter(MessagePublic)
 _PAGE = TypeAdapter(MessagePage)
 
 MESSAGES_PAGE_MAX_BYTES = 1_000_000
-"""A messages page stops before its messages' JSON passes this many bytes (its ``next_cursor``
+"""A messages page stops before its JSON passes this many bytes (its ``next_cursor``
 then leads on from the last one it holds); a message larger on its own comes alone. Lambda's
 response payload is at most 6 MB, and the runtime's JSON envelope may double a body (each ``"``
 and ``\\`` escaped again): 200 stored replies of listings used to pass it, and that
@@ -154,7 +154,7 @@ def list_messages(
     if len(body) <= MESSAGES_PAGE_MAX_BYTES:  # the usual page: serialised once
         return body
     kept = _within_page_budget(items)
-    return _page_json(page, items, kept, more=True)
+    return _page_json(page, items, kept, more=kept < len(items) or len(rows) > limit)
 
 
 def _page_json(page: Sequence[Any], items: list[MessagePublic], kept: int, *, more: bool) -> bytes:
@@ -169,12 +169,19 @@ def _page_json(page: Sequence[Any], items: list[MessagePublic], kept: int, *, mo
     )
 
 
+_ENVELOPE_BYTES = len(
+    _PAGE.dump_json(MessagePage.model_construct(items=[], next_cursor=f"{'9' * 18}.{'9' * 18}"))
+)
+"""The page's JSON around its messages, with the longest cursor."""
+
+
 def _within_page_budget(items: Sequence[MessagePublic]) -> int:
-    """How many of ``items`` (newest first) fit in :data:`MESSAGES_PAGE_MAX_BYTES`; at least
-    one, so that paging always moves on."""
-    used = 0
+    """How many of ``items`` (newest first) fit in :data:`MESSAGES_PAGE_MAX_BYTES` with the
+    page around them (its brackets, the commas between them, the cursor); at least one, so that
+    paging always moves on."""
+    used = _ENVELOPE_BYTES - 1  # the first message has no comma before it
     for count, item in enumerate(items):
-        used += len(_MESSAGE.dump_json(item))
+        used += len(_MESSAGE.dump_json(item)) + 1
         if used > MESSAGES_PAGE_MAX_BYTES and count > 0:
             return count
     return len(items)
