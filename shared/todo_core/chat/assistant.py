@@ -45,17 +45,13 @@ elif _CONFIGURED == "builtin":
     import todo_core.chat.builtin_assistant  # noqa: F401
 
 
-def require_assistant(name: str) -> AssistantFactory:
-    """The factory of the assistant named ``name``; ConfigurationError if there is none. A turn
-    asks before it stores anything: the question of a turn that no assistant can answer used to
-    be stored (and its Idempotency-Key leased for 45 s) before the 500."""
+def create_assistant(name: str, *, tools: TaskTools) -> Assistant:
+    """The assistant named ``name``, acting through ``tools`` (the user's, bound to the turn).
+    The settings refuse a name that is not here when they load (before a turn stores anything),
+    so the ConfigurationError below only guards a factory missing from this table."""
     try:
-        return ASSISTANTS[name]
+        factory = ASSISTANTS[name]
     except KeyError:
         known = ", ".join(sorted(ASSISTANTS))
         raise ConfigurationError(f"CHAT_ASSISTANT={name!r} is not one of: {known}") from None
-
-
-def create_assistant(name: str, *, tools: TaskTools) -> Assistant:
-    """The assistant named ``name``, acting through ``tools`` (the user's, bound to the turn)."""
-    return require_assistant(name)(tools)
+    return factory(tools)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from todo_core.chat import store
-from todo_core.chat.assistant import create_assistant, require_assistant
+from todo_core.chat.assistant import create_assistant
 from todo_core.chat.models import (
     CONVERSATION_NOT_FOUND,
     TITLE_MAX,
@@ -95,7 +95,6 @@ def chat_turn(
     first attempt's reply, waits a little for it (then IdempotencyKeyInProgress), or, if that
     attempt failed or vanished, answers the stored message itself.
     """
-    require_assistant(settings.chat_assistant)  # a misconfigured turn stores nothing
     claim = None
     if idempotency_key is not None:
         claim = KeyClaim.for_request(
@@ -125,18 +124,12 @@ def chat_turn(
     except KeyHeld:
         assert claim is not None  # noqa: S101  (only a keyed turn claims)
         return _retry_turn(session, claim=claim, message=message, settings=settings)
-    except ChatRateLimited:
-        # An attempt racing this one at the same key took the user's last turn of the window
-        # and claimed the key after this statement's snapshot: this is its retry, not a new
-        # turn (one more look at the key, on the 429 path only).
-        if claim is None:
-            raise
-        if read_key(session, user_id=user_id, key=claim.key, now=claim.now) is None:
-            raise
-        return _retry_turn(session, claim=claim, message=message, settings=settings)
-    except NotFound:
-        # A retry whose conversation has gone since still replays what its key recorded
-        # (or is refused for another body): the key answers first, as for any retry.
+    except (ChatRateLimited, NotFound):
+        # Either may still be a retry, which the key answers first, as for any retry (one more
+        # look at the key, on these paths only): a 429 when an attempt racing this one at the
+        # same key took the user's last turn of the window and claimed the key after this
+        # statement's snapshot; a 404 when the conversation has gone since the key recorded its
+        # answer (replayed, or refused for another body).
         if claim is None:
             raise
         if read_key(session, user_id=user_id, key=claim.key, now=claim.now) is None:
