@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg
+
 Value = TypeVar("Value")
 
 
@@ -22,3 +24,21 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout} s: {condition}")
         time.sleep(interval)
+
+
+def wait_for_lock_waiters(
+    direct_url: str, sessions: int = 1, *, timeout: float = 10.0
+) -> list[int]:
+    """The process ids of the test database's sessions waiting on a lock, once there are at least
+    ``sessions`` of them (a function's statement blocked by a lock the test holds)."""
+
+    def waiting() -> list[int]:
+        with psycopg.connect(direct_url, autocommit=True) as connection:
+            rows = connection.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchall()
+        pids = [int(pid) for (pid,) in rows]
+        return pids if len(pids) >= sessions else []
+
+    return wait_until(waiting, timeout=timeout)

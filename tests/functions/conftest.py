@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
 from tests.api_client import ApiClient, Response
 from tests.devserver_process import running_server
+
+
+def next_page_query(response: Response) -> dict[str, str] | None:
+    """The query of the ``Link: <?…>; rel="next"`` header, or None on the last page."""
+    link = response.headers.get("link")
+    if link is None:
+        return None
+    match = re.fullmatch(r'<\?([^>]*)>; rel="next"', link)
+    assert match, link
+    return dict(parse_qsl(match.group(1), strict_parsing=True))
+
+
+def task_pages(
+    api: ApiClient, user: str, token: str, params: dict[str, Any], *, max_pages: int = 20
+) -> list[list[int]]:
+    """Every page of ``user``'s task list from ``params`` on, by ``Link: rel="next"``: each
+    page's task ids (fewer than ``max_pages`` pages, or the walk fails)."""
+    pages: list[list[int]] = []
+    query: dict[str, Any] | None = params
+    while query is not None:
+        response = api.get(f"/api/{user}/tasks", token=token, params=query)
+        assert response.status == 200, response.body
+        pages.append([task["id"] for task in response.json()])
+        query = next_page_query(response)
+        assert len(pages) < max_pages
+    return pages
 
 
 @pytest.fixture

@@ -15,26 +15,20 @@ import psycopg
 import pytest
 
 from tests.api_client import ApiClient, Response
+from tests.polling import wait_for_lock_waiters
 from todo_core.chat import assistant as assistant_module
 from todo_core.chat.builtin_assistant import BuiltinAssistant
 from todo_core.chat.tools import TaskTools
 from todo_core.chat.types import AssistantReply, HistoryMessage
 
 
-def _cancel_the_statement_waiting_for_a_lock(direct_url: str, timeout: float = 10) -> None:
+def _cancel_the_statement_waiting_for_a_lock(direct_url: str) -> None:
     """Cancel (as a ``statement_timeout`` would) the function's statement that waits on a lock
     the test holds; its connection stays open."""
-    deadline = time.monotonic() + timeout
+    pids = wait_for_lock_waiters(direct_url)
     with psycopg.connect(direct_url, autocommit=True) as connection:
-        while time.monotonic() < deadline:
-            rows = connection.execute(
-                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ).fetchall()
-            if rows:
-                return
-            time.sleep(0.02)
-    raise AssertionError("no statement of the turn waited on the test's lock")
+        for pid in pids:
+            connection.execute("SELECT pg_cancel_backend(%s)", (pid,))
 
 
 def _chat(api: ApiClient, user: str, token: str, message: str, key: str) -> Response:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.api_client import ApiClient, Response
 from tests.devserver_process import call, post_raw
+from tests.polling import wait_for_lock_waiters
 from todo_core.chat import assistant as assistant_module
 from todo_core.chat.types import AssistantReply
 
@@ -71,22 +72,6 @@ def _assert_gone_and_nothing_half_written(
         assert time.monotonic() - started < 1
 
 
-def _wait_for_lock_wait(direct_url: str, timeout: float = 10) -> None:
-    """Until some other session of the test database waits on a lock (the turn's statement
-    blocked by the uncommitted delete)."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(direct_url, autocommit=True) as connection:
-        while time.monotonic() < deadline:
-            row = connection.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ).fetchone()
-            if row is not None and row[0] > 0:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the turn never waited for the delete's lock")
-
-
 @pytest.mark.parametrize("key", [None, "turn-during-delete"])
 def test_chat_turn_blocked_by_a_delete_that_commits_is_404(
     api: ApiClient,
@@ -106,7 +91,7 @@ def test_chat_turn_blocked_by_a_delete_that_commits_is_404(
             target=lambda: results.append(_turn(api, alice, token, conversation, key))
         )
         turn.start()
-        _wait_for_lock_wait(direct_url)
+        wait_for_lock_waiters(direct_url)  # the turn's statement, blocked by the delete
         deleting.commit()
     turn.join(timeout=30)
     [response] = results

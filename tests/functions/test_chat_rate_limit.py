@@ -3,7 +3,6 @@ statement that opens the turn (no extra round trip), 429 with Retry-After beyond
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +11,7 @@ import pytest
 
 from tests.api_client import Response
 from tests.conftest import functions_environment
+from tests.polling import wait_for_lock_waiters
 from tests.wire_tap import WireTap
 
 LIMIT = 3
@@ -101,19 +101,18 @@ def test_chat_rate_limit_racing_turns_get_exactly_the_limit(
     assert _user_messages(direct_url, alice) == LIMIT
 
 
-def _wait_for_lock_waits(direct_url: str, sessions: int, timeout: float = 10) -> None:
-    """Until ``sessions`` sessions of the test database wait on a lock."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(direct_url, autocommit=True) as connection:
-        while time.monotonic() < deadline:
-            row = connection.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ).fetchone()
-            if row is not None and row[0] >= sessions:
-                return
-            time.sleep(0.02)
-    raise AssertionError(f"{sessions} sessions never waited on the held lock")
+def _race_two_attempts(
+    chat: Callable[..., Response], user: str, direct_url: str, key: str
+) -> list[Response]:
+    """Two attempts at one keyed turn, both started before either has claimed the key: both
+    statements wait on the user's count, held here until both do."""
+    with psycopg.connect(direct_url) as holding:
+        holding.execute("SELECT FROM chat_rate WHERE user_id = %s FOR UPDATE", (user,))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            attempts = [pool.submit(chat, user, "add milk", key) for _ in range(2)]
+            wait_for_lock_waiters(direct_url, 2)
+            holding.commit()
+            return [attempt.result(timeout=30) for attempt in attempts]
 
 
 @pytest.mark.usefixtures("containers")
@@ -124,13 +123,7 @@ def test_chat_rate_limit_counts_racing_attempts_at_one_keyed_turn_once(
     has claimed the key (both wait on the user's count, held here), so both count the turn;
     the one that loses the claim takes its count back, and the user keeps every turn."""
     assert chat(alice).status == 200  # the user's count exists, at 1
-    with psycopg.connect(direct_url) as holding:
-        holding.execute("SELECT FROM chat_rate WHERE user_id = %s FOR UPDATE", (alice,))
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            attempts = [pool.submit(chat, alice, "add milk", "k1") for _ in range(2)]
-            _wait_for_lock_waits(direct_url, 2)
-            holding.commit()
-            answers = [attempt.result(timeout=30) for attempt in attempts]
+    answers = _race_two_attempts(chat, alice, direct_url, "k1")
     assert 200 in [answer.status for answer in answers], [a.body for a in answers]
     assert all(answer.status in (200, 409) for answer in answers), [a.body for a in answers]
     assert _user_messages(direct_url, alice) == 2  # the turn is stored once
@@ -166,13 +159,7 @@ def test_chat_rate_limit_racing_retry_of_the_last_turn_is_not_refused(
     turn's answer (or a 409 while it runs), never a 429."""
     for _ in range(LIMIT - 1):
         assert chat(alice).status == 200
-    with psycopg.connect(direct_url) as holding:
-        holding.execute("SELECT FROM chat_rate WHERE user_id = %s FOR UPDATE", (alice,))
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            attempts = [pool.submit(chat, alice, "add milk", "k-last") for _ in range(2)]
-            _wait_for_lock_waits(direct_url, 2)
-            holding.commit()
-            answers = [attempt.result(timeout=30) for attempt in attempts]
+    answers = _race_two_attempts(chat, alice, direct_url, "k-last")
     assert sorted(answer.status for answer in answers) in ([200, 200], [200, 409]), [
         (a.status, a.body) for a in answers
     ]

@@ -1,12 +1,11 @@
-import re
 from collections.abc import Callable
-from urllib.parse import parse_qsl
 
 import psycopg
 import pytest
 
-from tests.api_client import ApiClient, Response
+from tests.api_client import ApiClient
 from tests.conftest import new_user_id
+from tests.functions.conftest import next_page_query, task_pages
 
 
 def _create(api: ApiClient, user: str, token: str, title: str) -> int:
@@ -103,36 +102,14 @@ def test_list_tasks_default_page_is_100_and_the_largest_limit_500_is_accepted(
     assert default.json()[0]["title"] == "task 501"  # newest first
 
 
-def _next_page(response: Response) -> dict[str, str] | None:
-    """The query of the ``Link: <?…>; rel="next"`` header, or None on the last page."""
-    link = response.headers.get("link")
-    if link is None:
-        return None
-    match = re.fullmatch(r'<\?([^>]*)>; rel="next"', link)
-    assert match, link
-    return dict(parse_qsl(match.group(1), strict_parsing=True))
-
-
-def _all_pages(api: ApiClient, user: str, token: str, params: dict[str, object]) -> list[list[int]]:
-    pages: list[list[int]] = []
-    query: dict[str, object] | None = params
-    while query is not None:
-        response = api.get(f"/api/{user}/tasks", token=token, params=query)
-        assert response.status == 200, response.body
-        pages.append([task["id"] for task in response.json()])
-        query = _next_page(response)
-        assert len(pages) < 20
-    return pages
-
-
 def test_list_tasks_pages_through_every_task_by_link_next(
     api: ApiClient, alice: str, token_for: Callable[..., str]
 ) -> None:
     token = token_for(alice)
     ids = [_create(api, alice, token, f"t{n}") for n in range(7)]
     first = api.get(f"/api/{alice}/tasks", token=token, params={"limit": 3})
-    assert _next_page(first) == {"status": "all", "limit": "3", "cursor": str(ids[4])}
-    pages = _all_pages(api, alice, token, {"limit": 3})
+    assert next_page_query(first) == {"status": "all", "limit": "3", "cursor": str(ids[4])}
+    pages = task_pages(api, alice, token, {"limit": 3})
     assert pages == [ids[6:3:-1], ids[3:0:-1], ids[:1]]
 
 
@@ -142,10 +119,10 @@ def test_list_tasks_last_page_has_no_link(
     token = token_for(alice)
     ids = [_create(api, alice, token, f"t{n}") for n in range(3)]
     # Exactly a page's worth: no empty page after it.
-    assert _all_pages(api, alice, token, {"limit": 3}) == [ids[::-1]]
-    assert _all_pages(api, alice, token, {}) == [ids[::-1]]
+    assert task_pages(api, alice, token, {"limit": 3}) == [ids[::-1]]
+    assert task_pages(api, alice, token, {}) == [ids[::-1]]
     nobody = new_user_id()
-    assert _all_pages(api, nobody, token_for(nobody), {}) == [[]]
+    assert task_pages(api, nobody, token_for(nobody), {}) == [[]]
 
 
 def test_list_tasks_pages_keep_the_status_filter(
@@ -157,11 +134,11 @@ def test_list_tasks_pages_keep_the_status_filter(
         assert api.patch(f"/api/{alice}/tasks/{done}/complete", token=token).status == 200
     pending = ids[1::2][::-1]
     completed = ids[::2][::-1]
-    assert _all_pages(api, alice, token, {"status": "pending", "limit": 2}) == [
+    assert task_pages(api, alice, token, {"status": "pending", "limit": 2}) == [
         pending[:2],
         pending[2:],
     ]
-    assert _all_pages(api, alice, token, {"status": "completed", "limit": 2}) == [
+    assert task_pages(api, alice, token, {"status": "completed", "limit": 2}) == [
         completed[:2],
         completed[2:],
     ]
@@ -177,9 +154,9 @@ def test_list_tasks_pages_neither_skip_nor_repeat_when_tasks_change_between_them
     newer = _create(api, alice, token, "added after the first page")
     assert api.delete(f"/api/{alice}/tasks/{ids[5]}", token=token).status == 204  # on page 1
     assert api.delete(f"/api/{alice}/tasks/{ids[2]}", token=token).status == 204  # ahead
-    query = _next_page(first)
+    query = next_page_query(first)
     assert query is not None
-    rest = _all_pages(api, alice, token, dict(query))
+    rest = task_pages(api, alice, token, dict(query))
     assert rest == [[ids[3], ids[1]], [ids[0]]]
     assert newer not in [task_id for page in rest for task_id in page]
 

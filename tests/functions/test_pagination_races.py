@@ -16,7 +16,7 @@ import pytest
 
 from tests.api_client import ApiClient, Response
 from tests.conftest import functions_environment
-from tests.functions.test_list_tasks import _next_page
+from tests.functions.conftest import task_pages
 from todo_core.chat import store as store_module
 
 WRITERS = 5
@@ -59,18 +59,6 @@ def _once_each(pages: list[list[int]], expected: set[int]) -> None:
     seen = Counter(item for page in pages for item in page)
     assert [item for item, count in seen.items() if count > 1] == [], pages
     assert expected - set(seen) == set(), pages
-
-
-def _task_walk(api: ApiClient, user: str, token: str, params: dict[str, Any]) -> list[list[int]]:
-    pages: list[list[int]] = []
-    query: dict[str, Any] | None = params
-    while query is not None:
-        response = api.get(f"/api/{user}/tasks", token=token, params=query)
-        assert response.status == 200, response.body
-        pages.append([task["id"] for task in response.json()])
-        query = _next_page(response)
-        assert len(pages) < 200
-    return pages
 
 
 @pytest.mark.usefixtures("six_connections")
@@ -121,7 +109,7 @@ def test_list_tasks_walk_while_tasks_are_added_deleted_toggled_and_renamed_skips
 
     walks = _while_walking(
         [add, delete, toggle, rename, toggle],
-        lambda: _task_walk(api, alice, token, {"status": status, "limit": 3}),
+        lambda: task_pages(api, alice, token, {"status": status, "limit": 3}, max_pages=200),
     )
     wanted = [False, True] if status == "all" else [status == "completed"]
     expected = {task for completed in wanted for task in stable[completed] + renamed[completed]}
