@@ -233,6 +233,24 @@ def run(
     return {**data, "rows": table, **cold_data}
 
 
+def _first_event_figures(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A variant's first event after init beside its warm event, one connection and the budget
+    they make (medians, CPU ms)."""
+    warm = _median(runs, "warm_event_cpu_ms")
+    connection = _median(runs, "connection_cpu_ms")
+    less_connection = statistics.median(
+        run["first_event_cpu_ms"] - run["first_event_connect_cpu_ms"] for run in runs
+    )
+    return {
+        "first_event_cpu_ms": _median(runs, "first_event_cpu_ms"),
+        "first_event_connect_cpu_ms": _median(runs, "first_event_connect_cpu_ms"),
+        "first_event_less_connect_cpu_ms": round(less_connection, 2),
+        "warm_event_cpu_ms": warm,
+        "connection_cpu_ms": connection,
+        "first_event_budget_cpu_ms": round(TARGET_FIRST_EVENT_FACTOR * warm + connection, 2),
+    }
+
+
 def _summarize_cold_path(
     normal: dict[str, list[dict[str, Any]]], cold: dict[str, dict[str, list[dict[str, Any]]]]
 ) -> list[dict[str, Any]]:
@@ -245,14 +263,10 @@ def _summarize_cold_path(
         restored = cold["restore"][name]
         init = _median(runs, "init_cpu_ms")
         ratios = [a["init_cpu_ms"] / b["init_cpu_ms"] for a, b in zip(runs, without, strict=True)]
-        first = _median(runs, "first_event_cpu_ms")
-        less_connection = statistics.median(
-            run["first_event_cpu_ms"] - run["first_event_connect_cpu_ms"] for run in runs
-        )
-        warm = _median(runs, "warm_event_cpu_ms")
-        connection = _median(runs, "connection_cpu_ms")
+        figures = _first_event_figures(runs)
+        first = figures["first_event_cpu_ms"]
+        budget = figures["first_event_budget_cpu_ms"]
         restore_first = _median(restored, "first_event_cpu_ms")
-        budget = round(TARGET_FIRST_EVENT_FACTOR * warm + connection, 2)
         bytecode_ratio = round(statistics.median(ratios), 3)
         rows.append(
             {
@@ -260,12 +274,7 @@ def _summarize_cold_path(
                 "init_cpu_ms": init,
                 "init_cpu_ms_no_bytecode": _median(without, "init_cpu_ms"),
                 "init_bytecode_ratio": bytecode_ratio,
-                "first_event_cpu_ms": first,
-                "first_event_connect_cpu_ms": _median(runs, "first_event_connect_cpu_ms"),
-                "first_event_less_connect_cpu_ms": round(less_connection, 2),
-                "warm_event_cpu_ms": warm,
-                "connection_cpu_ms": connection,
-                "first_event_budget_cpu_ms": budget,
+                **figures,
                 "restore_first_event_cpu_ms": restore_first,
                 "restore_first_event_page_faults": _median(restored, "first_event_page_faults"),
                 "first_event_ms_at_memory": {
@@ -284,25 +293,14 @@ def _summarize_cold_path(
 
 def _summarize_db_primed(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The reference variant's figures, as a cold path row's, with its budget."""
-    first = _median(runs, "first_event_cpu_ms")
-    warm = _median(runs, "warm_event_cpu_ms")
-    connection = _median(runs, "connection_cpu_ms")
-    budget = round(TARGET_FIRST_EVENT_FACTOR * warm + connection, 2)
+    figures = _first_event_figures(runs)
     return {
         "name": DB_PRIMED,
         "primed_events": runs[0]["primed_events"],
-        "first_event_cpu_ms": first,
-        "first_event_connect_cpu_ms": _median(runs, "first_event_connect_cpu_ms"),
-        "first_event_less_connect_cpu_ms": round(
-            statistics.median(
-                run["first_event_cpu_ms"] - run["first_event_connect_cpu_ms"] for run in runs
-            ),
-            2,
+        **figures,
+        "first_event_vs_budget": round(
+            figures["first_event_cpu_ms"] / figures["first_event_budget_cpu_ms"], 2
         ),
-        "warm_event_cpu_ms": warm,
-        "connection_cpu_ms": connection,
-        "first_event_budget_cpu_ms": budget,
-        "first_event_vs_budget": round(first / budget, 2),
     }
 
 
